@@ -1,0 +1,136 @@
+"""One error hierarchy for the whole project.
+
+Every message says what went wrong *and* what the user can do next, because these errors reach
+people at a terminal or in an application's UI.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class HybridError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ProtocolError(HybridError):
+    """Bytes that break the hybrid protocol: a malformed QR code, advert, handshake or record."""
+
+
+class TunnelError(HybridError):
+    """The WebSocket tunnel could not be opened, or it closed before the ceremony finished."""
+
+
+class PeerError(HybridError):
+    """The other side (phone or desktop) broke off the ceremony or behaved unexpectedly."""
+
+
+class StoreError(HybridError):
+    """A credential store file is unreadable, corrupt, foreign or cannot be written."""
+
+
+class AdvertiserError(HybridError):
+    """A BLE advertiser could not start or keep advertising."""
+
+
+class CeremonyTimeout(HybridError, TimeoutError):
+    """The ceremony did not finish within its time limit."""
+
+
+class BluetoothReason(enum.Enum):
+    """Why Bluetooth cannot be used: bleak's reasons plus the Linux cases bleak does not map."""
+
+    NO_BLUETOOTH = "no_bluetooth"
+    NO_BLE_CENTRAL_ROLE = "no_ble_central_role"
+    POWERED_OFF = "powered_off"
+    DENIED_BY_USER = "denied_by_user"
+    DENIED_BY_SYSTEM = "denied_by_system"
+    DENIED_BY_UNKNOWN = "denied_by_unknown"
+    NO_DBUS = "no_dbus"
+    BLUEZ_NOT_RUNNING = "bluez_not_running"
+    DBUS_PERMISSION_DENIED = "dbus_permission_denied"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+
+_BLUETOOTH_ADVICE: dict[BluetoothReason, str] = {
+    BluetoothReason.NO_BLUETOOTH: (
+        "This computer has no Bluetooth adapter: plug in a Bluetooth LE adapter, or sign in "
+        "on a computer that has Bluetooth."
+    ),
+    BluetoothReason.NO_BLE_CENTRAL_ROLE: (
+        "This computer's Bluetooth adapter cannot scan for Bluetooth LE devices: use an adapter "
+        "that supports Bluetooth LE (4.0 or later)."
+    ),
+    BluetoothReason.POWERED_OFF: (
+        "Bluetooth is turned off on this computer: turn it on and try again."
+    ),
+    BluetoothReason.DENIED_BY_USER: (
+        "This application is not allowed to use Bluetooth: allow it in the system's privacy "
+        "settings (Bluetooth) and try again."
+    ),
+    BluetoothReason.DENIED_BY_SYSTEM: (
+        "The system does not let this application use Bluetooth (policy or parental "
+        "controls): ask your administrator to allow it."
+    ),
+    BluetoothReason.DENIED_BY_UNKNOWN: (
+        "Bluetooth access was denied: allow this application to use Bluetooth in the system "
+        "settings and try again."
+    ),
+    BluetoothReason.NO_DBUS: (
+        "The system D-Bus is not reachable (no /run/dbus/system_bus_socket), so BlueZ cannot "
+        "be used: run on a host with D-Bus, or mount the system bus into the container."
+    ),
+    BluetoothReason.BLUEZ_NOT_RUNNING: (
+        "The Bluetooth service (bluetoothd, BlueZ) is not running: start it with "
+        "'sudo systemctl start bluetooth' and try again."
+    ),
+    BluetoothReason.DBUS_PERMISSION_DENIED: (
+        "This user may not talk to BlueZ over D-Bus: add the user to the 'bluetooth' group "
+        "(or fix the D-Bus policy) and log in again."
+    ),
+    BluetoothReason.TIMEOUT: (
+        "Bluetooth did not answer in time (a permission prompt may be waiting): answer the "
+        "prompt or check the Bluetooth settings, then try again."
+    ),
+    BluetoothReason.UNKNOWN: (
+        "Bluetooth cannot be used on this computer: check that it is on and that this "
+        "application may use it, then try again."
+    ),
+}
+
+
+class BluetoothUnavailable(HybridError):
+    """Bluetooth cannot be used on this computer; `reason` says why."""
+
+    def __init__(self, reason: BluetoothReason, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        message = _BLUETOOTH_ADVICE[reason]
+        if detail:
+            message = f"{message} ({detail})"
+        super().__init__(message)
+
+
+class CtapStatusError(HybridError):
+    """The authenticator answered with a CTAP2 error status."""
+
+    def __init__(self, status: int, message: str | None = None) -> None:
+        self.status = status
+        super().__init__(message or f"The phone answered with CTAP error 0x{status:02x}.")
+
+
+class NoCredentials(CtapStatusError):
+    """The phone has no passkey for this site (CTAP2_ERR_NO_CREDENTIALS)."""
+
+
+class OperationDenied(CtapStatusError):
+    """The user declined on the phone (CTAP2_ERR_OPERATION_DENIED / NOT_ALLOWED)."""
+
+
+class CredentialExcluded(CtapStatusError):
+    """The phone already holds a passkey from the exclude list (CTAP2_ERR_CREDENTIAL_EXCLUDED)."""
+
+
+class UnsupportedAlgorithm(CtapStatusError):
+    """The phone supports none of the site's algorithms (CTAP2_ERR_UNSUPPORTED_ALGORITHM)."""
