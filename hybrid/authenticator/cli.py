@@ -1,0 +1,430 @@
+"""`python -m hybrid.authenticator`: answer a `FIDO:/` QR code as the phone, from a terminal.
+
+A thin shell over `answer_qr`: it turns flags into a store, an approval prompt and an
+advertiser, prints progress to stderr and one result line to stdout, and maps every
+`HybridError` to an exit code a script can act on. Nothing here speaks the protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import sys
+import threading
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from pathlib import Path
+from typing import Final, TextIO
+
+from hybrid.authenticator.approval import ApprovalRequest
+from hybrid.authenticator.ctap import SoftwareAuthenticator
+from hybrid.authenticator.phone import DEFAULT_TIMEOUT, PhoneSessionResult, answer_qr
+from hybrid.authenticator.store import CredentialStore
+from hybrid.ble.advertiser import Advertiser
+from hybrid.ctap import status_name
+from hybrid.errors import (
+    AdvertiserError,
+    BluetoothUnavailable,
+    CeremonyTimeout,
+    HybridError,
+    PeerError,
+    ProtocolError,
+    StoreError,
+)
+from hybrid.protocol import QRCode, normalize_base_url
+from hybrid.qr.image import QrImageError, decode_qr_image
+
+log = logging.getLogger(__name__)
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_BLUETOOTH: Final = 3
+EXIT_TIMEOUT: Final = 4
+EXIT_STORE: Final = 5
+EXIT_INTERRUPTED: Final = 130
+
+MEMORY_STORE: Final = ":memory:"
+#: Longest site or account name shown in a prompt; the desktop chooses them, not the user.
+_MAX_SHOWN: Final = 80
+
+EPILOG: Final = """\
+output:
+  progress and errors go to stderr; on success stdout gets one line:
+    answered COMMAND for RP_ID: STATUS
+  e.g. "answered makeCredential for example.com: OK" or
+  "answered getAssertion for example.com: NO_CREDENTIALS" (CTAP status name)
+
+exit codes:
+  0    the request was answered (also when the answer is a CTAP error status)
+  1    failure: tunnel, protocol, or the computer broke off
+  2    usage error: bad flags, bad QR code URL, unreadable QR image
+  3    Bluetooth or the advertiser is unavailable
+  4    timeout: the computer did not finish in time
+  5    credential store error
+  130  interrupted (Ctrl-C): advertising stopped and the tunnel closed
+"""
+
+
+class UsageError(HybridError):
+    """A flag, QR code URL or QR image the command cannot use (exit code 2)."""
+
+
+def default_store_path() -> Path:
+    """`$XDG_DATA_HOME/fido-hybrid/credentials.json`, else under `~/.local/share`."""
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    return base / "fido-hybrid" / "credentials.json"
+
+
+def _advertiser_spec(value: str) -> str:
+    kind, sep, rest = value.partition(":")
+    if (kind == "bumble" and rest) or (kind == "bluez" and (rest or not sep)):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not an advertiser: use bluez, bluez:ADAPTER (e.g. bluez:hci1) or "
+        "bumble:TRANSPORT (e.g. bumble:usb:0, bumble:serial:/dev/ttyUSB0)"
+    )
+
+
+def _seconds(value: str) -> float:
+    with contextlib.suppress(ValueError):
+        if math.isfinite(seconds := float(value)) and seconds > 0:
+            return seconds
+    raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m hybrid.authenticator",
+        description="Act as the phone in a FIDO hybrid (caBLE v2) sign-in: answer the\n"
+        "FIDO:/ QR code a computer shows, with passkeys kept in a local file.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("url", nargs="?", metavar="FIDO:/...", help="the QR code's text")
+    source.add_argument(
+        "--qr-image", metavar="FILE", help="read the QR code from a picture instead (needs zbarimg)"
+    )
+    p.add_argument(
+        "--tunnel-url",
+        metavar="URL",
+        help="tunnel server to use, ws://host:port or wss://host "
+        "(default: Google's, as phones use)",
+    )
+    p.add_argument(
+        "--store",
+        metavar="FILE",
+        help=f"credential store; '{MEMORY_STORE}' keeps nothing "
+        "(default: $XDG_DATA_HOME/fido-hybrid/credentials.json)",
+    )
+    p.add_argument(
+        "--advertiser",
+        type=_advertiser_spec,
+        metavar="bumble:SPEC|bluez[:ADAPTER]",
+        help="how to send the Bluetooth advert (default: bluez on Linux)",
+    )
+    p.add_argument("--yes", action="store_true", help="approve every request without asking")
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help="give up after S seconds (default %(default)g)",
+    )
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="send linking info (the computer may offer to remember this phone)",
+    )
+    p.add_argument(
+        "--name",
+        default="fido-hybrid",
+        help="this authenticator's name in linking info (default %(default)s)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks with errors"
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The parsed flags, or the exit code argparse chose (0 for --help, 2 for bad flags)."""
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for a failure."""
+    if isinstance(exc, UsageError | QrImageError):
+        return EXIT_USAGE
+    if isinstance(exc, BluetoothUnavailable | AdvertiserError):
+        return EXIT_BLUETOOTH
+    if isinstance(exc, CeremonyTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(exc, StoreError):
+        return EXIT_STORE
+    return EXIT_FAILURE
+
+
+def shown(text: str | None, fallback: str) -> str:
+    """Desktop-chosen text made safe for a terminal: no control characters, bounded length."""
+    if not text:
+        return fallback
+    clean = "".join(c if c.isprintable() else "?" for c in text)
+    return clean if len(clean) <= _MAX_SHOWN else clean[: _MAX_SHOWN - 3] + "..."
+
+
+def prompt_text(request: ApprovalRequest) -> str:
+    """The question the user answers before a passkey is created or used."""
+    site = shown(request.rp_id, "an unnamed site")
+    user = request.user_name or request.user_display_name
+    if request.kind == "create":
+        return f"Create a passkey for {shown(user, 'an unnamed account')} on {site}? [y/N] "
+    if user is None:
+        return f"Sign in to {site}? (no passkey for it is stored here) [y/N] "
+    return f"Sign in to {site} as {shown(user, '')}? [y/N] "
+
+
+async def read_line(stream: TextIO) -> str:
+    """One line of `stream` without blocking the event loop; "" at end of input.
+
+    A real file descriptor is read with `os.read` in a daemon thread: if the ceremony ends
+    first (timeout, Ctrl-C) that thread is simply abandoned, holding no lock that would stop
+    the interpreter from exiting. In-memory streams never block and are read directly.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream.readline()
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not done.done():
+            done.set_result(line)
+
+    def reader() -> None:
+        data = b""
+        with contextlib.suppress(OSError):
+            while not data.endswith(b"\n") and (chunk := os.read(fd, 1)):
+                data += chunk
+        with contextlib.suppress(RuntimeError):  # the loop may be gone by now
+            loop.call_soon_threadsafe(deliver, data.decode(errors="replace"))
+
+    threading.Thread(target=reader, name="approval-prompt", daemon=True).start()
+    return await done
+
+
+class TerminalApprover:
+    """Asks on stderr and reads the answer from stdin; remembers the last site asked about."""
+
+    def __init__(self, assume_yes: bool) -> None:
+        self.assume_yes = assume_yes
+        self.rp_id: str | None = None
+
+    async def __call__(self, request: ApprovalRequest) -> bool:
+        self.rp_id = request.rp_id
+        if self.assume_yes:
+            return True
+        print(prompt_text(request), end="", file=sys.stderr, flush=True)
+        answer = await read_line(sys.stdin)
+        if not answer.endswith("\n"):
+            print(file=sys.stderr)  # end the prompt's line at end of input
+        return answer.strip().lower() in ("y", "yes")
+
+
+def open_store(value: str | None) -> CredentialStore:
+    """Check the store's folder before the ceremony: a write failure mid-way cannot be undone."""
+    if value == MEMORY_STORE:
+        return CredentialStore(None)
+    path = Path(value) if value is not None else default_store_path()
+    folder = path.parent
+    if value is None:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the folder {folder} for the credential store "
+                f"({exc.strerror or exc}): pass --store FILE in a writable folder, or "
+                f"--store {MEMORY_STORE}."
+            ) from exc
+    if not folder.is_dir():
+        problem = "does not exist: create it"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = "is not writable: fix its permissions"
+    else:
+        return CredentialStore(path)
+    raise StoreError(
+        f"The folder {folder} of the credential store {problem}, or pass another --store FILE "
+        f"(or --store {MEMORY_STORE})."
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_advertiser(spec: str | None) -> AsyncIterator[Advertiser]:
+    """The advertiser a `--advertiser` value names; released (advert stopped) on exit."""
+    if spec is None:
+        if not sys.platform.startswith("linux"):
+            raise AdvertiserError(
+                "Only Linux (BlueZ) can advertise without extra hardware: pass --advertiser "
+                "bumble:usb:0 with a Bluetooth USB dongle the system does not use."
+            )
+        spec = "bluez"
+    kind, _, rest = spec.partition(":")
+    if kind == "bumble":
+        from hybrid.ble.bumble_advertiser import BumbleAdvertiser
+
+        bumble = await BumbleAdvertiser.open(rest)
+        try:
+            yield bumble
+        finally:
+            await _release(bumble.close())
+        return
+    try:
+        from hybrid.ble.bluez_advertiser import BluezAdvertiser
+    except ImportError as exc:
+        raise AdvertiserError(
+            f"BlueZ advertising needs the dbus-fast package ({exc}): install it with "
+            "'pip install dbus-fast', or use --advertiser bumble:usb:0 with a USB dongle."
+        ) from exc
+    try:
+        bluez = BluezAdvertiser(rest or "hci0")
+    except AdvertiserError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        yield bluez
+    finally:
+        await _release(bluez.stop())
+
+
+async def _release(closing: Awaitable[None]) -> None:
+    """Await a close/stop call; its failure is logged so it never hides the real outcome."""
+    try:
+        await closing
+    except Exception as exc:
+        log.warning("could not release the advertiser: %s", exc)
+
+
+async def _checked_url(args: argparse.Namespace) -> str:
+    """The QR code text (read from --qr-image if given), after checking it and --tunnel-url."""
+    url: str = args.url
+    if args.qr_image is not None:
+        url = await asyncio.to_thread(decode_qr_image, args.qr_image)
+    try:
+        QRCode.from_url(url)
+    except ProtocolError as exc:
+        raise UsageError(
+            f"The QR code text is not usable ({exc}). Copy the whole FIDO:/ text again, or "
+            "pass --qr-image with a picture of the code."
+        ) from exc
+    try:
+        if args.tunnel_url is not None:
+            normalize_base_url(args.tunnel_url)
+    except ProtocolError as exc:
+        raise UsageError(f"Bad --tunnel-url: {exc}.") from exc
+    return url
+
+
+def result_line(result: PhoneSessionResult, rp_id: str | None) -> str:
+    """`answered COMMAND[ for RP_ID]: STATUS`, the one line printed to stdout."""
+    assert result.command is not None and result.status is not None
+    status = "OK" if result.status == 0 else status_name(result.status)
+    site = f" for {shown(rp_id, '?')}" if rp_id else ""
+    return f"answered {result.command}{site}: {status}"
+
+
+async def _session(args: argparse.Namespace, advertiser: Advertiser | None) -> int:
+    url = await _checked_url(args)
+    approver = TerminalApprover(args.yes)
+    authenticator = SoftwareAuthenticator(store=open_store(args.store), approve=approver)
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    async with contextlib.AsyncExitStack() as stack:
+        if advertiser is None:
+            advertiser = await stack.enter_async_context(open_advertiser(args.advertiser))
+        result = await answer_qr(
+            url,
+            authenticator,
+            advertiser,
+            args.tunnel_url,
+            timeout=args.timeout,
+            link=args.link,
+            name=args.name,
+            on_status=progress,
+        )
+    if result.command is None:
+        raise PeerError(
+            "The computer ended the session without sending a request: start the sign-in "
+            "again on the computer and scan the new QR code."
+        )
+    if result.linked:
+        progress("Sent linking info")
+    print(result_line(result, approver.rp_id), flush=True)
+    return EXIT_OK
+
+
+async def run_args(args: argparse.Namespace, advertiser: Advertiser | None = None) -> int:
+    """Run one session; errors become messages on stderr and exit codes."""
+    try:
+        return await _session(args, advertiser)
+    except HybridError as exc:
+        _report(args, exc, f"error: {exc}")
+        return exit_code(exc)
+    except Exception as exc:
+        _report(
+            args,
+            exc,
+            f"error: unexpected {type(exc).__name__}: run again with -v and report the traceback.",
+        )
+        return EXIT_FAILURE
+
+
+def _report(args: argparse.Namespace, exc: BaseException, message: str) -> None:
+    if args.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(message, file=sys.stderr, flush=True)
+
+
+async def run(argv: Sequence[str] | None = None, *, advertiser: Advertiser | None = None) -> int:
+    """Parse `argv` and answer one QR code; `advertiser` (if given) replaces --advertiser.
+
+    The caller keeps ownership of an `advertiser` it passes: it is stopped, not closed.
+    """
+    args = parse_args(argv)
+    if isinstance(args, int):
+        return args
+    return await run_args(args, advertiser)
+
+
+def _configure_logging(verbose: bool) -> None:
+    # Debug output only from this project: dependencies' debug logs would dump frame bytes.
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if verbose:
+        logging.getLogger("hybrid").setLevel(logging.DEBUG)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m hybrid.authenticator`; returns the exit code."""
+    args = parse_args(argv)
+    if isinstance(args, int):
+        return args
+    _configure_logging(args.verbose)
+    try:
+        return asyncio.run(run_args(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopped advertising and closed the tunnel", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,204 @@
+"""The phone's CTAP2 authenticator in software: bytes in, bytes out, nothing else.
+
+It answers makeCredential, getAssertion and getInfo the way a phone does over hybrid: P-256
+passkeys that are always discoverable, "none" attestation, an all-zero AAGUID, and user
+verification done by the phone itself (the `approve` callback). Every reply is a status byte
+followed by CBOR; no input, however broken, escapes as an exception.
+
+Consent comes first: the user is asked before the authenticator reveals whether it holds a
+matching or excluded passkey (CTAP 2.1 order), so a desktop cannot probe the phone silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import Any, Final
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from fido2 import cbor
+from fido2.cose import ES256
+from fido2.utils import sha256
+from fido2.webauthn import Aaguid, AttestedCredentialData, AuthenticatorData
+
+from hybrid.authenticator.approval import ApprovalRequest, Approver, ask_user
+from hybrid.authenticator.requests import (
+    PUBLIC_KEY,
+    GetAssertionRequest,
+    MakeCredentialRequest,
+    parse_get_assertion,
+    parse_make_credential,
+)
+from hybrid.authenticator.store import CredentialStore
+from hybrid.ctap import CtapCommand, CtapStatus, decode_cbor
+from hybrid.errors import CtapStatusError, ProtocolError, StoreError
+
+logger = logging.getLogger(__name__)
+
+AAGUID: Final = Aaguid.NONE
+CREDENTIAL_ID_LENGTH: Final = 32
+SUPPORTED_ALGORITHMS: Final = (ES256.ALGORITHM,)
+
+_FLAG = AuthenticatorData.FLAG
+_GET_INFO: Final = cbor.encode(
+    {
+        1: ["FIDO_2_0", "FIDO_2_1"],
+        3: AAGUID,
+        4: {"rk": True, "up": True, "uv": True},
+        9: ["hybrid", "internal"],
+        10: [{"alg": alg, "type": PUBLIC_KEY} for alg in SUPPORTED_ALGORITHMS],
+        0x16: ["none"],  # attestationFormats: say so, or parsers assume "packed"
+    }
+)
+
+
+def _ok(body: dict[int, Any]) -> bytes:
+    return bytes([CtapStatus.SUCCESS]) + cbor.encode(body)
+
+
+def _status(status: CtapStatus) -> CtapStatusError:
+    return CtapStatusError(status, status.name)
+
+
+class SoftwareAuthenticator:
+    """A phone's passkey authenticator; `store` is a JSON file path, a store, or None (memory).
+
+    `approve(ApprovalRequest)` is the phone's consent screen and biometric check, plain or
+    async; it must return True to go on. None approves everything (tests, demos).
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | CredentialStore | None = None,
+        approve: Approver | None = None,
+    ) -> None:
+        self._store = store if isinstance(store, CredentialStore) else CredentialStore(store)
+        self._approve = approve
+
+    def __repr__(self) -> str:
+        return f"SoftwareAuthenticator({self._store!r})"
+
+    @property
+    def store(self) -> CredentialStore:
+        return self._store
+
+    def get_info_cbor(self) -> bytes:
+        """The authenticatorGetInfo response map (no status byte), as the post-handshake carries."""
+        return _GET_INFO
+
+    async def handle_ctap(self, request: bytes) -> bytes:
+        """Answer one CTAP2 command (`cmd ‖ CBOR`) with `status ‖ CBOR`; never raises."""
+        try:
+            return await self._dispatch(bytes(request))
+        except CtapStatusError as exc:
+            logger.debug("CTAP request refused: %s", exc)
+            return bytes([exc.status])
+        except StoreError as exc:
+            logger.error("credential store failure: %s", exc)
+            return bytes([CtapStatus.OTHER])
+        except Exception as exc:  # last line of defence: a phone must answer, not crash
+            logger.error("unexpected %s while handling a CTAP request", type(exc).__name__)
+            return bytes([CtapStatus.OTHER])
+
+    async def _dispatch(self, request: bytes) -> bytes:
+        if not request:
+            raise _status(CtapStatus.INVALID_LENGTH)
+        command, body = request[0], request[1:]
+        if command == CtapCommand.GET_INFO:
+            if body:
+                raise _status(CtapStatus.INVALID_LENGTH)
+            return bytes([CtapStatus.SUCCESS]) + _GET_INFO
+        if command not in (CtapCommand.MAKE_CREDENTIAL, CtapCommand.GET_ASSERTION):
+            raise _status(CtapStatus.INVALID_COMMAND)
+        if not body:
+            raise _status(CtapStatus.MISSING_PARAMETER)
+        try:
+            params = decode_cbor(body)
+        except ProtocolError as exc:
+            raise _status(CtapStatus.INVALID_CBOR) from exc
+        if not isinstance(params, dict):
+            raise _status(CtapStatus.CBOR_UNEXPECTED_TYPE)
+        if command == CtapCommand.MAKE_CREDENTIAL:
+            return await self._make_credential(parse_make_credential(params))
+        return await self._get_assertion(parse_get_assertion(params))
+
+    async def _make_credential(self, request: MakeCredentialRequest) -> bytes:
+        if not any(alg in SUPPORTED_ALGORITHMS for alg in request.algorithms):
+            raise _status(CtapStatus.UNSUPPORTED_ALGORITHM)
+        # Only ES256 is supported, so "first supported in the RP's order" is ES256.
+        approved = await ask_user(
+            self._approve,
+            ApprovalRequest("create", request.rp_id, request.user_name, request.user_display_name),
+        )
+        if not approved:
+            raise _status(CtapStatus.OPERATION_DENIED)
+        if request.exclude_ids and self._store.for_rp(request.rp_id, request.exclude_ids):
+            raise _status(CtapStatus.CREDENTIAL_EXCLUDED)
+
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        credential = self._store.add(
+            rp_id=request.rp_id,
+            user_id=request.user_id,
+            user_name=request.user_name,
+            user_display_name=request.user_display_name,
+            credential_id=secrets.token_bytes(CREDENTIAL_ID_LENGTH),
+            private_key=private_key,
+        )
+        attested = AttestedCredentialData.create(
+            AAGUID,
+            credential.credential_id,
+            ES256.from_cryptography_key(private_key.public_key()),  # type: ignore[no-untyped-call]
+        )
+        auth_data = AuthenticatorData.create(
+            sha256(request.rp_id.encode()),
+            _FLAG.UP | _FLAG.UV | _FLAG.AT,
+            credential.sign_count,
+            attested,
+        )
+        logger.info("created a passkey for %s", request.rp_id)
+        return _ok({1: "none", 2: auth_data, 3: {}})
+
+    async def _get_assertion(self, request: GetAssertionRequest) -> bytes:
+        matches = self._store.for_rp(request.rp_id, request.allow_ids)
+        chosen = matches[0] if matches else None  # the most recently created match
+        approved = await ask_user(
+            self._approve,
+            ApprovalRequest(
+                "get",
+                request.rp_id,
+                chosen.user_name if chosen else None,
+                chosen.user_display_name if chosen else None,
+            ),
+        )
+        if not approved:
+            raise _status(CtapStatus.OPERATION_DENIED)
+        # Look again: the store may have changed while the user was deciding.
+        current = self._store.for_rp(request.rp_id, [chosen.credential_id]) if chosen else []
+        if not current:
+            raise _status(CtapStatus.NO_CREDENTIALS)
+        credential = current[0]
+
+        counter = self._store.next_sign_count(credential)
+        auth_data = AuthenticatorData.create(
+            sha256(request.rp_id.encode()), _FLAG.UP | _FLAG.UV, counter
+        )
+        signature = credential.private_key.sign(
+            auth_data + request.client_data_hash, ec.ECDSA(hashes.SHA256())
+        )
+        user: dict[str, Any] = {"id": credential.user_id}
+        if request.allow_ids is None:  # discoverable: the desktop needs to show who signs in
+            if credential.user_name is not None:
+                user["name"] = credential.user_name
+            if credential.user_display_name is not None:
+                user["displayName"] = credential.user_display_name
+        logger.info("signed an assertion for %s", request.rp_id)
+        return _ok(
+            {
+                1: {"id": credential.credential_id, "type": PUBLIC_KEY},
+                2: auth_data,
+                3: signature,
+                4: user,
+            }
+        )

@@ -1,0 +1,218 @@
+"""The desktop role: `HybridClient` signs in (or registers) with the passkey on a phone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final
+
+from bleak.backends.scanner import BaseBleakScanner
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from hybrid.ble.scanner import CableScanner, check_bluetooth
+from hybrid.channel import SecureChannel
+from hybrid.errors import CeremonyTimeout, HybridError, PeerError
+from hybrid.protocol import (
+    Eid,
+    HandshakeInitiator,
+    KeyPurpose,
+    LinkingInfo,
+    PostHandshakeMessage,
+    QRCode,
+    decrypt_advert,
+    derive,
+    normalize_base_url,
+    tunnel_domain,
+)
+from hybrid.protocol.constants import TUNNEL_ID_SIZE
+from hybrid.protocol.domains import base_url
+from hybrid.session import HybridSession
+from hybrid.status import Stage, Status
+from hybrid.tunnel import Tunnel, TunnelClosed
+from hybrid.webauthn import (
+    PreparedRequest,
+    finish_get_assertion,
+    finish_make_credential,
+    prepare_get_assertion,
+    prepare_make_credential,
+)
+
+log = logging.getLogger(__name__)
+
+#: After this long without the phone's advert, say that its Bluetooth must be on and near.
+PHONE_HINT_AFTER: Final = 15.0
+
+ShowQR = Callable[[str], Awaitable[None] | None]
+OnStatus = Callable[[Status], Awaitable[None] | None]
+Options = str | Mapping[str, Any]
+
+
+async def _call(callback: Callable[[Any], Awaitable[None] | None], value: Any) -> None:
+    result = callback(value)
+    if inspect.isawaitable(result):
+        await result
+
+
+class HybridClient:
+    """Runs hybrid ceremonies from a desktop: QR code, BLE proximity, tunnel, one CTAP command.
+
+    `tunnel_url` (`ws://host:port`) sends every tunnel to that server instead of the one the
+    phone names. `scanner_backend`/`scanner_kwargs` go to `bleak.BleakScanner`. `timeout`
+    covers a whole ceremony and ends in `CeremonyTimeout`.
+    """
+
+    def __init__(
+        self,
+        origin: str = "https://example.com",
+        tunnel_url: str | None = None,
+        scanner_backend: type[BaseBleakScanner] | None = None,
+        scanner_kwargs: dict[str, Any] | None = None,
+        on_status: OnStatus | None = None,
+        timeout: float = 300.0,
+        *,
+        phone_hint_after: float = PHONE_HINT_AFTER,
+    ) -> None:
+        self.origin = origin
+        self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None
+        self.scanner_backend = scanner_backend
+        self.scanner_kwargs = scanner_kwargs
+        self.on_status = on_status
+        self.timeout = timeout
+        self.phone_hint_after = phone_hint_after
+        #: Linking info the last phone sent (validated), kept in memory only.
+        self.linking_info: LinkingInfo | None = None
+
+    async def _status(self, stage: Stage, message: str) -> None:
+        log.info("%s", message)
+        if self.on_status is not None:
+            await _call(self.on_status, Status(stage, message))
+
+    async def check_bluetooth(self) -> None:
+        """Raise `BluetoothUnavailable` (with a reason and what to do) unless a scan can start."""
+        await check_bluetooth(self.scanner_backend, self.scanner_kwargs)
+
+    async def get_assertion(self, options: Options, show_qr: ShowQR) -> dict[str, Any]:
+        """Sign in: request options JSON in, `PublicKeyCredential` JSON out."""
+        prepared = prepare_get_assertion(options, self.origin)
+        response = await self._run(prepared, show_qr)
+        return finish_get_assertion(prepared, response)
+
+    async def make_credential(self, options: Options, show_qr: ShowQR) -> dict[str, Any]:
+        """Register: creation options JSON in, `PublicKeyCredential` JSON out."""
+        prepared = prepare_make_credential(options, self.origin)
+        response = await self._run(prepared, show_qr)
+        return finish_make_credential(prepared, response)
+
+    async def _run(self, prepared: PreparedRequest, show_qr: ShowQR) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._ceremony(prepared, show_qr)
+        except TimeoutError as exc:
+            if isinstance(exc, HybridError):
+                raise
+            raise CeremonyTimeout(
+                f"The phone did not answer within {self.timeout:g} s: scan the QR code with "
+                "the phone's camera, keep its Bluetooth on and the phone near this computer, "
+                "then try again."
+            ) from None
+
+    async def _ceremony(self, prepared: PreparedRequest, show_qr: ShowQR) -> bytes:
+        async with self.session(show_qr, prepared.qr_request_type) as session:
+            await self._status(Stage.WAITING_FOR_USER, "Confirm on your phone")
+            response = await session.transact(prepared.ctap_request)
+        await self._status(Stage.DONE, "The phone answered")
+        return response
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, show_qr: ShowQR, request_type: str = "ga"
+    ) -> AsyncIterator[HybridSession]:
+        """Show a QR code, find the phone over BLE and open an encrypted session with it.
+
+        Phones answer one CTAP command per session. Leaving the block sends the shutdown
+        message and closes the tunnel, also on errors and cancellation. The ceremony timeout
+        does not apply here: wrap it in `asyncio.timeout` yourself.
+        """
+        qr, qr_key = QRCode.generate(request_type)
+        eid_key = derive(qr.secret, b"", KeyPurpose.EID_KEY, 64)
+        await self._status(Stage.CHECKING_BLUETOOTH, "Checking Bluetooth on this computer")
+        # Scan before showing the QR: Bluetooth trouble is reported before a useless code, and
+        # a phone may advertise within a second of scanning it.
+        async with CableScanner(self.scanner_backend, self.scanner_kwargs) as scanner:
+            await self._status(Stage.SHOWING_QR, "Scan the QR code with your phone's camera")
+            await _call(show_qr, qr.to_url())
+            eid = await self._wait_for_phone(scanner, eid_key)
+        await self._status(Stage.PHONE_FOUND, "Phone found nearby")
+        base = self.tunnel_url or base_url(tunnel_domain(eid.domain_id))
+        tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, TUNNEL_ID_SIZE)
+        await self._status(Stage.CONNECTING, "Connecting to the phone")
+        tunnel = await Tunnel.open_connect(base, eid.routing_id, tunnel_id)
+        session: HybridSession | None = None
+        try:
+            session = await self._handshake(tunnel, qr, qr_key, eid)
+            yield session
+        except TunnelClosed as exc:
+            raise PeerError(
+                "The phone closed the connection before answering: unlock the phone, keep it "
+                f"near this computer and try again ({exc})."
+            ) from exc
+        finally:
+            if session is not None:
+                await session.shutdown()
+            await tunnel.close()
+
+    async def _wait_for_phone(self, scanner: CableScanner, eid_key: bytes) -> Eid:
+        await self._status(Stage.WAITING_FOR_PHONE, "Waiting for the phone")
+        loop = asyncio.get_running_loop()
+        hint = loop.create_task(self._hint_later())
+        try:
+            async for advert in scanner.adverts():
+                eid = decrypt_advert(eid_key, advert.service_data)
+                if eid is not None:
+                    return eid
+        finally:
+            hint.cancel()
+        raise HybridError(
+            "Bluetooth scanning stopped before the phone was found: check that Bluetooth is "
+            "still on on this computer and try again."
+        )
+
+    async def _hint_later(self) -> None:
+        await asyncio.sleep(self.phone_hint_after)
+        await self._status(
+            Stage.PHONE_NOT_SEEN,
+            "No phone nearby yet: after scanning the code, turn on Bluetooth on the phone and "
+            "keep it near this computer (still waiting).",
+        )
+
+    async def _handshake(
+        self, tunnel: Tunnel, qr: QRCode, qr_key: ec.EllipticCurvePrivateKey, eid: Eid
+    ) -> HybridSession:
+        psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
+        initiator = HandshakeInitiator(psk, identity=qr_key)
+        await tunnel.send(initiator.initial_message())
+        crypter, handshake_hash = initiator.process_response(await tunnel.recv())
+        post = PostHandshakeMessage.decode(crypter.decrypt(await tunnel.recv()))
+        if not post.supports_ctap or post.get_info is None:
+            raise PeerError(
+                "The phone does not offer passkeys over this connection: update the phone's "
+                "operating system or use another phone."
+            )
+
+        async def on_linking(linking: LinkingInfo) -> None:
+            await self._accept_linking(linking, qr_key, handshake_hash)
+
+        if post.linking is not None:
+            await on_linking(post.linking)
+        channel = SecureChannel(tunnel, crypter, post.revision)
+        return HybridSession(channel, post.get_info, on_linking)
+
+    async def _accept_linking(
+        self, linking: LinkingInfo, qr_key: ec.EllipticCurvePrivateKey, handshake_hash: bytes
+    ) -> None:
+        linking.verify(qr_key, handshake_hash)
+        self.linking_info = linking
+        await self._status(Stage.LINKED, f"Linked with {linking.authenticator_name}")

@@ -1,0 +1,162 @@
+"""`python -m hybrid.qr demo`: the whole hybrid flow on one machine, with no hardware.
+
+A tunnel server on loopback, a virtual Bluetooth radio (bumble) carrying the software phone's
+advert to the desktop's real bleak scanner, a registration and a sign-in, both checked by
+`fido2.server.Fido2Server` as a relying party would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from fido2.server import Fido2Server
+from fido2.webauthn import (
+    PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from hybrid.authenticator import SoftwareAuthenticator
+from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
+from hybrid.client import HybridClient
+from hybrid.errors import HybridError
+from hybrid.qr.render import render_terminal
+from hybrid.status import Status
+
+RP_ID = "example.com"
+ORIGIN = "https://example.com"
+
+
+class DemoPrinter:
+    """Numbered steps and indented detail lines."""
+
+    def __init__(self, out: TextIO, show_qr: bool) -> None:
+        self.out = out
+        self.show_qr_art = show_qr
+
+    def step(self, text: str) -> None:
+        print(f"\n==> {text}", file=self.out, flush=True)
+
+    def detail(self, who: str, text: str) -> None:
+        print(f"    {who:8} {text}", file=self.out, flush=True)
+
+    def desktop_status(self, status: Status) -> None:
+        self.detail("desktop", status.message)
+
+
+async def _ceremony(
+    printer: DemoPrinter,
+    client: HybridClient,
+    phone: SoftwareAuthenticator,
+    advertiser: Any,
+    tunnel_url: str,
+    register: bool,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any], PhoneSessionResult]:
+    phone_task: list[asyncio.Task[PhoneSessionResult]] = []
+
+    def show_qr(url: str) -> None:
+        printer.detail("desktop", f"QR code: {url[:40]}… ({len(url)} characters)")
+        if printer.show_qr_art:
+            print(render_terminal(url), file=printer.out, end="")
+        printer.detail("phone", "scanned the QR code; advertising over the virtual radio")
+        phone_task.append(
+            asyncio.create_task(
+                answer_qr(url, phone, advertiser, tunnel_url, link=True, name="Demo phone")
+            )
+        )
+
+    ceremony = client.make_credential if register else client.get_assertion
+    try:
+        credential = await ceremony(options, show_qr)
+    except BaseException:
+        for task in phone_task:
+            task.cancel()
+        raise
+    result = await phone_task[0]
+    printer.detail("phone", f"answered {result.command} (status {result.status:#04x})")
+    return credential, result
+
+
+async def run_demo(out: TextIO, show_qr: bool = True) -> None:
+    """Run the demo; raises on any failure."""
+    from hybrid.ble.bumble_advertiser import BumbleAdvertiser
+    from hybrid.ble.bumble_backend import BumbleScannerBackend
+    from hybrid.ble.bumble_radio import VirtualRadio
+    from tunnel_server import ServerConfig, TunnelServer
+
+    printer = DemoPrinter(out, show_qr)
+    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
+        printer.step(f"Tunnel server listening on {server.url} (routing ID {server.routing_id})")
+        async with VirtualRadio() as radio:
+            advertiser = await BumbleAdvertiser.from_radio(radio, "software-phone")
+            printer.step("Virtual Bluetooth radio up: a desktop scanner and a software phone")
+            relying_party = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+            phone = SoftwareAuthenticator(store=None, approve=None)
+            client = HybridClient(
+                origin=ORIGIN,
+                tunnel_url=server.url,
+                scanner_backend=BumbleScannerBackend,
+                scanner_kwargs={"radio": radio},
+                on_status=printer.desktop_status,
+                timeout=60.0,
+            )
+            user = PublicKeyCredentialUserEntity(
+                id=b"demo-user-1", name="alice", display_name="Alice"
+            )
+            options, state = relying_party.register_begin(
+                user,
+                resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.PREFERRED,
+            )
+            printer.step(f"Register a passkey for alice at {RP_ID}")
+            credential, _ = await _ceremony(
+                printer, client, phone, advertiser, server.url, True, dict(options["publicKey"])
+            )
+            auth_data = relying_party.register_complete(state, credential)
+            assert auth_data.credential_data is not None
+            printer.detail("site", f"Fido2Server verified the registration of {credential['id']}")
+            if client.linking_info is not None:
+                printer.detail("desktop", f"linked with '{client.linking_info.authenticator_name}'")
+
+            request, state = relying_party.authenticate_begin(
+                user_verification=UserVerificationRequirement.PREFERRED
+            )
+            printer.step(f"Sign in to {RP_ID} with the passkey on the phone")
+            assertion, _ = await _ceremony(
+                printer, client, phone, advertiser, server.url, False, dict(request["publicKey"])
+            )
+            relying_party.authenticate_complete(state, [auth_data.credential_data], assertion)
+            printer.detail("site", "Fido2Server verified the sign-in signature")
+            await advertiser.close()
+    printer.step("Done: registered and signed in over the hybrid transport.")
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hybrid.qr demo", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument("--no-qr", action="store_true", help="do not draw the QR codes")
+    args = parser.parse_args(list(argv))
+    try:
+        asyncio.run(run_demo(sys.stdout, show_qr=not args.no_qr))
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("bumble"):
+            print(
+                "error: the demo needs bumble for its virtual Bluetooth radio: "
+                "pip install 'fido-hybrid[bumble]'",
+                file=sys.stderr,
+            )
+            return 1
+        raise
+    except HybridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

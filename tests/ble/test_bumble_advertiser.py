@@ -1,0 +1,127 @@
+"""BumbleAdvertiser: the exact bytes on air, replacing and stopping, bad payloads, real HCI."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from bumble.device import Advertisement, Device
+from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+
+from hybrid.ble.bumble_advertiser import BumbleAdvertiser
+from hybrid.ble.bumble_radio import VirtualRadio
+from hybrid.errors import AdvertiserError
+
+ADVERT = bytes(range(1, 21))
+
+
+@pytest.fixture
+async def air(radio: VirtualRadio) -> AsyncIterator[asyncio.Queue[Advertisement]]:
+    """Every advert a plain bumble scanner on the radio hears."""
+    heard: asyncio.Queue[Advertisement] = asyncio.Queue()
+    listener = await radio.new_device("listener")
+    listener.on(Device.EVENT_ADVERTISEMENT, heard.put_nowait)
+    await listener.start_scanning(active=False, filter_duplicates=False)
+    yield heard
+
+
+async def next_payload(air: asyncio.Queue[Advertisement], address: str) -> bytes:
+    while True:
+        advert = await asyncio.wait_for(air.get(), 2)
+        if advert.address.to_string(with_type_qualifier=False) == address:
+            return bytes(advert.data_bytes)
+
+
+def address_of(advertiser: BumbleAdvertiser) -> str:
+    return str(advertiser.device.random_address.to_string(with_type_qualifier=False))
+
+
+async def test_advert_is_one_service_data_element(
+    radio: VirtualRadio, air: asyncio.Queue[Advertisement]
+) -> None:
+    advertiser = await BumbleAdvertiser.from_radio(radio, interval_ms=20)
+    await advertiser.advertise(ADVERT)
+    # length 23, type 0x16 (Service Data, 16-bit UUID), UUID 0xFFF9 little-endian, payload.
+    assert await next_payload(air, address_of(advertiser)) == b"\x17\x16\xf9\xff" + ADVERT
+
+
+async def test_advertise_again_replaces_and_stop_is_idempotent(
+    radio: VirtualRadio, air: asyncio.Queue[Advertisement]
+) -> None:
+    advertiser = await BumbleAdvertiser.from_radio(radio, interval_ms=20)
+    await advertiser.stop()  # before advertise: nothing to do
+    await advertiser.advertise(ADVERT)
+    await advertiser.advertise(bytes(20))
+    address = address_of(advertiser)
+    while (payload := await next_payload(air, address)) != b"\x17\x16\xf9\xff" + bytes(20):
+        assert payload.endswith(ADVERT)  # only the old advert may still be in flight
+    await advertiser.stop()
+    await advertiser.stop()
+    assert not advertiser.device.is_advertising
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "empty"), (bytes(28), "at most 27"), ("not bytes", "must be bytes")],
+)
+async def test_payloads_no_advert_can_carry_are_refused(
+    radio: VirtualRadio, payload: bytes, message: str
+) -> None:
+    advertiser = await BumbleAdvertiser.from_radio(radio)
+    with pytest.raises(AdvertiserError, match=message):
+        await advertiser.advertise(payload)
+    assert not advertiser.device.is_advertising
+
+
+async def test_longest_payload_fits_a_legacy_advert(
+    radio: VirtualRadio, air: asyncio.Queue[Advertisement]
+) -> None:
+    advertiser = await BumbleAdvertiser.from_radio(radio, interval_ms=20)
+    await advertiser.advertise(bytes(range(27)))
+    payload = await next_payload(air, address_of(advertiser))
+    assert len(payload) == 31 and payload.endswith(bytes(range(27)))
+
+
+async def test_unknown_transport_is_a_clear_error() -> None:
+    with pytest.raises(AdvertiserError, match="usb:0"):
+        await BumbleAdvertiser.open("carrier-pigeon:0", timeout=2)
+
+
+async def test_unreachable_controller_is_a_clear_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(AdvertiserError, match="plugged in"):
+        await BumbleAdvertiser.open(f"tcp-client:127.0.0.1:{port}", timeout=2)
+
+
+async def test_controller_that_never_answers_is_a_clear_error() -> None:
+    with socket.socket() as server:  # accepts the connection, never speaks HCI
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(AdvertiserError, match="did not start"):
+            await BumbleAdvertiser.open(f"tcp-client:127.0.0.1:{port}", timeout=0.2)
+
+
+async def test_real_hci_transport_to_a_virtual_dongle(
+    radio: VirtualRadio, air: asyncio.Queue[Advertisement]
+) -> None:
+    # A controller on the radio, reached over HCI-over-TCP the way a dongle is reached over USB.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    dongle = await open_tcp_server_transport_with_socket(sock)
+    try:
+        radio.add_controller("dongle", dongle.source, dongle.sink)
+        async with await BumbleAdvertiser.open(
+            f"tcp-client:127.0.0.1:{port}", interval_ms=20, timeout=2
+        ) as advertiser:
+            await advertiser.advertise(ADVERT)
+            assert await next_payload(air, address_of(advertiser)) == b"\x17\x16\xf9\xff" + ADVERT
+        assert not advertiser.device.is_advertising
+    finally:
+        await dongle.close()
+        server: asyncio.Server = getattr(dongle, "server")  # noqa: B009  (bumble's own attribute)
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,172 @@
+"""The command line: `python -m tunnel_server` as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from hybrid.errors import TunnelError
+from tunnel_server.__main__ import main
+from tunnel_server.testing import (
+    ServerStartError,
+    cable_connect,
+    connect_url,
+    http_request,
+    new_url,
+    running_server_process,
+)
+
+TUNNEL = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
+FLAGS = (
+    "--host",
+    "--port",
+    "--routing-id",
+    "--ttl",
+    "--join-timeout",
+    "--max-message-size",
+    "--max-messages",
+    "--max-tunnels",
+    "--max-connections-per-ip",
+    "--handshake-timeout",
+    "--allow-origin",
+    "--tls-cert",
+    "--tls-key",
+    "--insecure",
+    "--grace",
+    "--log-level",
+)
+
+
+def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in FLAGS:
+        assert flag in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "refusing plain ws://"),
+        (["--routing-id", "XYZ"], "--routing-id must be 6 hex digits"),
+        (["--tls-key", "key.pem"], "must be given together"),
+    ],
+)
+def test_bad_flags_exit_2_with_advice(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--port", "0", *args]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == ""
+
+
+async def test_process_serves_a_tunnel_and_stops_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tunnel_server",
+        "--port",
+        "0",
+        "--routing-id",
+        "abcdef",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+    match = re.fullmatch(r"listening on (ws://127\.0\.0\.1:(\d+))\n", line)
+    assert match is not None, line
+    url = match[1]
+    phone = await cable_connect(new_url(url, TUNNEL))
+    desktop = await cable_connect(connect_url(url, "ABCDEF", TUNNEL))
+    await desktop.send(b"via a real process")
+    assert await phone.recv() == b"via a real process"
+    await desktop.close()
+    await phone.close()
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert await proc.stdout.read() == b""  # exactly one line on stdout
+    err = (await proc.stderr.read()).decode()
+    assert "event=server_started" in err and "event=server_stopped" in err
+
+
+async def test_running_server_process_yields_the_url_and_cleans_up() -> None:
+    async with running_server_process("--routing-id", "0A0B0C", "--grace", "1") as url:
+        assert url.startswith("ws://127.0.0.1:")
+        assert (await http_request(url, "/healthz", headers={})).status == 200
+        phone = await cable_connect(new_url(url, TUNNEL))
+        with pytest.raises(InvalidStatus):
+            await cable_connect(connect_url(url, "FFFFFF", TUNNEL))
+        await phone.close()
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+
+
+async def test_running_server_process_reports_stderr_on_failure() -> None:
+    with pytest.raises(ServerStartError, match="--ttl must be greater than 0") as info:
+        async with running_server_process("--ttl", "0"):
+            pytest.fail("the server should not have started")
+    assert isinstance(info.value, TunnelError)
+
+
+async def test_uvloop_flag() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tunnel_server",
+        "--port",
+        "0",
+        "--uvloop",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    if importlib.util.find_spec("uvloop") is None:
+        assert await asyncio.wait_for(proc.wait(), 10) == 2
+        assert proc.stderr is not None
+        assert b"pip install uvloop" in await proc.stderr.read()
+        return
+    line = await asyncio.wait_for(proc.stdout.readline(), 10)
+    url = line.decode().split()[-1]
+    phone = await cable_connect(new_url(url, TUNNEL))
+    await phone.close()
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_second_signal_cuts_the_grace_period() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tunnel_server",
+        "--port",
+        "0",
+        "--routing-id",
+        "0A0B0C",
+        "--grace",
+        "60",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    url = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().split()[-1]
+    phone = await cable_connect(new_url(url, TUNNEL))
+    desktop = await cable_connect(connect_url(url, "0A0B0C", TUNNEL))
+    proc.send_signal(signal.SIGTERM)
+    await desktop.send(b"grace")
+    assert await phone.recv() == b"grace"
+    assert proc.returncode is None
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+    await asyncio.wait_for(phone.wait_closed(), 5)
+    assert phone.close_code == 1001

@@ -1,0 +1,212 @@
+"""Options JSON parsing, RP ID / origin checks, and the CTAP request bytes built from them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fido2 import cbor
+from fido2.utils import sha256, websafe_encode
+from fido2.webauthn import CollectedClientData
+
+from hybrid.errors import HybridError
+from hybrid.webauthn import (
+    InvalidOptions,
+    InvalidOrigin,
+    effective_rp_id,
+    prepare_get_assertion,
+    prepare_make_credential,
+)
+
+CHALLENGE = b"c" * 32
+
+
+def creation(**changes: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "rp": {"id": "example.com", "name": "Example"},
+        "user": {"id": websafe_encode(b"user"), "name": "alice", "displayName": "Alice"},
+        "challenge": websafe_encode(CHALLENGE),
+        "pubKeyCredParams": [{"type": "public-key", "alg": -8}, {"type": "public-key", "alg": -7}],
+    }
+    options.update(changes)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def request(**changes: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"challenge": websafe_encode(CHALLENGE), "rpId": "example.com"}
+    options.update(changes)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def ctap_map(ctap_request: bytes) -> dict[int, Any]:
+    body = cbor.decode(ctap_request[1:])
+    assert isinstance(body, dict)
+    assert cbor.encode(body) == ctap_request[1:]  # CTAP2 canonical CBOR
+    return body
+
+
+def test_make_credential_request_bytes() -> None:
+    exclude = [{"type": "public-key", "id": websafe_encode(b"old")}]
+    prepared = prepare_make_credential(
+        json.dumps(creation(excludeCredentials=exclude)), "https://example.com"
+    )
+    assert (prepared.kind, prepared.rp_id, prepared.qr_request_type) == (
+        "create",
+        "example.com",
+        "mc",
+    )
+    assert prepared.ctap_request[0] == 0x01
+    body = ctap_map(prepared.ctap_request)
+    assert set(body) == {1, 2, 3, 4, 5, 7}
+    assert body[1] == sha256(prepared.client_data)
+    assert body[2] == {"id": "example.com", "name": "Example"}
+    assert body[3] == {"id": b"user", "name": "alice", "displayName": "Alice"}
+    assert body[4] == [{"alg": -8, "type": "public-key"}, {"alg": -7, "type": "public-key"}]
+    assert body[5] == [{"id": b"old", "type": "public-key"}]
+    assert body[7] == {"uv": True}  # residentKey defaults to discouraged, uv to preferred
+
+    client_data = CollectedClientData(bytes(prepared.client_data))
+    assert client_data.type == "webauthn.create"
+    assert client_data.challenge == CHALLENGE
+    assert client_data.origin == "https://example.com"
+    assert client_data.cross_origin is False
+
+
+@pytest.mark.parametrize(
+    ("resident_key", "user_verification", "options"),
+    [
+        ("required", "required", {"rk": True, "uv": True}),
+        ("preferred", "preferred", {"rk": True, "uv": True}),
+        ("discouraged", "discouraged", None),
+        (None, None, {"uv": True}),
+    ],
+)
+def test_rk_and_uv_options(
+    resident_key: str | None, user_verification: str | None, options: dict[str, bool] | None
+) -> None:
+    selection = {"residentKey": resident_key, "userVerification": user_verification}
+    selection = {k: v for k, v in selection.items() if v is not None}
+    body = ctap_map(
+        prepare_make_credential(
+            creation(authenticatorSelection=selection), "https://example.com"
+        ).ctap_request
+    )
+    assert body.get(7) == options
+
+
+def test_empty_algorithm_list_means_es256_and_rs256() -> None:
+    body = ctap_map(
+        prepare_make_credential(creation(pubKeyCredParams=[]), "https://example.com").ctap_request
+    )
+    assert [p["alg"] for p in body[4]] == [-7, -257]
+
+
+def test_get_assertion_request_bytes() -> None:
+    allow = [{"type": "public-key", "id": websafe_encode(b"cred"), "transports": ["hybrid"]}]
+    prepared = prepare_get_assertion(
+        {"publicKey": request(allowCredentials=allow, userVerification="discouraged")},
+        "https://example.com",
+    )
+    assert (prepared.kind, prepared.qr_request_type) == ("get", "ga")
+    assert prepared.ctap_request[0] == 0x02
+    body = ctap_map(prepared.ctap_request)
+    assert body == {
+        1: "example.com",
+        2: sha256(prepared.client_data),
+        3: [{"id": b"cred", "type": "public-key"}],
+    }
+    assert prepared.allow_credentials == (b"cred",)
+    assert CollectedClientData(bytes(prepared.client_data)).type == "webauthn.get"
+
+
+def test_discoverable_get_assertion_omits_empty_allow_list() -> None:
+    body = ctap_map(
+        prepare_get_assertion(request(allowCredentials=[]), "https://example.com").ctap_request
+    )
+    assert body == {1: "example.com", 2: body[2], 5: {"uv": True}}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        (creation(challenge=None), "no 'challenge'"),
+        (creation(rp=None), "no 'rp'"),
+        (creation(rp={"id": "example.com"}), "no 'rp.name'"),
+        (creation(user={"name": "x"}), "no 'user.id'"),
+        (creation(user={"id": websafe_encode(b"x" * 65), "name": "x"}), "1 to 64 bytes"),
+        (creation(pubKeyCredParams="ES256"), "'pubKeyCredParams' must be a list"),
+        (creation(pubKeyCredParams=[{"type": "public-key", "alg": "x"}]), "malformed"),
+        (creation(challenge=42), "'challenge' must be a str"),
+    ],
+)
+def test_bad_creation_options(options: Any, message: str) -> None:
+    with pytest.raises(InvalidOptions, match=message) as caught:
+        prepare_make_credential(options, "https://example.com")
+    assert "fix the options" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (request(challenge=None), "no 'challenge'"),
+        (request(rpId=7), "'rpId' must be a str"),
+        (request(allowCredentials="nope"), "malformed"),
+    ],
+)
+def test_bad_request_options(options: Any, message: str) -> None:
+    with pytest.raises(InvalidOptions, match=message):
+        prepare_get_assertion(options, "https://example.com")
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origin", "expected"),
+    [
+        ("example.com", "https://example.com", "example.com"),
+        ("example.com", "https://login.example.com:8443", "example.com"),
+        (None, "https://login.example.com", "login.example.com"),
+        ("localhost", "http://localhost:8080", "localhost"),
+        (None, "https://EXAMPLE.com/", "example.com"),
+    ],
+)
+def test_valid_rp_ids(rp_id: str | None, origin: str, expected: str) -> None:
+    assert effective_rp_id(rp_id, origin) == expected
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "origin", "message"),
+    [
+        ("evil.com", "https://example.com", "not valid for the origin"),
+        ("login.example.com", "https://example.com", "not valid for the origin"),
+        ("com", "https://example.com", "not valid for the origin"),
+        ("co.uk", "https://example.co.uk", "not valid for the origin"),
+        ("", "https://example.com", "not valid for the origin"),
+        ("example.com", "http://example.com", "not a secure origin"),
+        ("example.com", "ftp://example.com", "not a secure origin"),
+        ("example.com", "https://example.com/login", "not an origin"),
+        ("example.com", "https://example.com?x=1", "not an origin"),
+        ("example.com", "https://user@example.com", "not an origin"),
+        ("example.com", "example.com", "not an origin"),
+        ("example.com", "https://example.com:99999", "not an origin"),
+    ],
+)
+def test_rp_id_origin_mismatch(rp_id: str, origin: str, message: str) -> None:
+    with pytest.raises(InvalidOrigin, match=message):
+        effective_rp_id(rp_id, origin)
+
+
+def test_mismatch_is_refused_by_prepare_too() -> None:
+    with pytest.raises(InvalidOrigin):
+        prepare_make_credential(creation(), "https://attacker.example")
+    with pytest.raises(InvalidOrigin):
+        prepare_get_assertion(request(), "https://attacker.example")
+    with pytest.raises(HybridError):
+        prepare_get_assertion(request(), "http://example.com")
+
+
+def test_client_data_uses_normalized_origin() -> None:
+    prepared = prepare_get_assertion(request(), "https://Example.com/")
+    assert CollectedClientData(bytes(prepared.client_data)).origin == "https://example.com"
+    assert prepared.origin == "https://example.com"
