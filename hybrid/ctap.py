@@ -7,11 +7,8 @@ indefinite lengths, no duplicate keys, no trailing bytes, bounded depth) and eve
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator, Mapping
-from typing import Any, NoReturn
+from typing import Any
 
-import cbor2
 from fido2.ctap import CtapError
 from fido2.ctap2.base import Ctap2
 
@@ -23,15 +20,12 @@ from hybrid.errors import (
     ProtocolError,
     UnsupportedAlgorithm,
 )
+from hybrid.protocol._cbor import cbor_decode
 
 #: CTAP2 status codes (CTAP 2.1 §8.2), fido2's enum under a name that says what it is.
 CtapStatus = CtapError.ERR
 #: CTAP2 command bytes (makeCredential 0x01, getAssertion 0x02, getInfo 0x04, ...).
 CtapCommand = Ctap2.CMD
-
-#: Deep enough for any CTAP2 request or response (extensions included), shallow enough that
-#: hostile nesting is refused before it costs anything.
-MAX_CBOR_DEPTH = 16
 
 _CANCELLED = frozenset(
     {CtapStatus.OPERATION_DENIED, CtapStatus.NOT_ALLOWED, CtapStatus.USER_ACTION_TIMEOUT}
@@ -87,59 +81,14 @@ def raise_for_status(status: int, rp_id: str | None = None) -> None:
         raise error_for_status(status, rp_id)
 
 
-class _RejectEveryTag(Mapping[int, Any]):
-    """A `semantic_decoders` table that maps every tag to a refusal.
-
-    CTAP2 canonical CBOR has no tags; cbor2 would otherwise build datetimes, regexes or MIME
-    messages from hostile input before any type check could refuse them.
-    """
-
-    def __getitem__(self, tag: int) -> Any:
-        return _refuse_tag
-
-    def __contains__(self, tag: object) -> bool:
-        return True
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-def _refuse_tag(*_: object) -> NoReturn:
-    raise ValueError("CBOR tags are not allowed in CTAP2 messages")
-
-
-_NO_TAGS = _RejectEveryTag()
-
-
 def decode_cbor(data: bytes) -> Any:
     """Decode exactly one CTAP2 CBOR item from `data`, or raise `ProtocolError`."""
     if not data:
         raise ProtocolError("Empty CBOR message: the other side sent nothing to decode.")
-    decoder = cbor2.CBORDecoder(
-        io.BytesIO(data),
-        semantic_decoders=_NO_TAGS,
-        tag_hook=_refuse_tag,
-        max_depth=MAX_CBOR_DEPTH,
-        allow_indefinite=False,
-        allow_duplicate_keys=False,
-    )
-    try:
-        value = decoder.decode()
-    except Exception as exc:  # cbor2 raises several types for hostile input
-        raise ProtocolError(
-            f"Malformed CBOR from the other side ({type(exc).__name__}): try again; if it "
-            "keeps happening the peer is not speaking CTAP2."
-        ) from exc
-    try:
-        decoder.read(1)
-    except cbor2.CBORDecodeEOF:
-        return value
-    raise ProtocolError(
-        "Trailing bytes after a CBOR message: the peer is not speaking CTAP2 correctly; try "
-        "again or use another device."
+    return cbor_decode(
+        data,
+        "a CTAP2 message from the other side (try again; if it keeps happening, the peer "
+        "is not speaking CTAP2)",
     )
 
 
