@@ -81,11 +81,24 @@ def _linking_info(qr: QRCode, handshake_hash: bytes, name: str) -> LinkingInfo:
     )
 
 
-async def _stop_advertising(advertiser: Advertiser) -> None:
-    try:
-        await advertiser.stop()
-    except Exception:  # stopping must never hide the real outcome
-        log.warning("could not stop advertising", exc_info=True)
+class _AdvertiserOnce:
+    """Calls the advertiser's `stop()` exactly once, however the session ends."""
+
+    def __init__(self, advertiser: Advertiser) -> None:
+        self._advertiser = advertiser
+        self._stopped = False
+
+    async def advertise(self, service_data: bytes) -> None:
+        await self._advertiser.advertise(service_data)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self._advertiser.stop()
+        except Exception:  # stopping must never hide the real outcome
+            log.warning("could not stop advertising", exc_info=True)
 
 
 async def answer_qr(
@@ -104,17 +117,17 @@ async def answer_qr(
 
     `tunnel_url` (`ws://host:port`) overrides the server; otherwise the domain `domain_id`
     names (0: Google's, as Chromium's phone uses). A CTAP error status is an answer, not a
-    failure. Raises `HybridError` subclasses on failure; `advertiser.stop()` has always been
-    called and the tunnel closed when this returns or raises.
+    failure. Raises `HybridError` subclasses on failure. `advertiser.advertise()` is called
+    once; `advertiser.stop()` exactly once, when the desktop connects or, at the latest,
+    before this returns or raises; the tunnel is closed by then too.
     """
-    qr = QRCode.from_url(qr_url)
-    base = normalize_base_url(tunnel_url) if tunnel_url else base_url(tunnel_domain(domain_id))
-    status = on_status or (lambda _message: None)
+    once = _AdvertiserOnce(advertiser)
     try:
+        qr = QRCode.from_url(qr_url)
+        base = normalize_base_url(tunnel_url) if tunnel_url else base_url(tunnel_domain(domain_id))
+        status = on_status or (lambda _message: None)
         async with asyncio.timeout(timeout):
-            return await _session(
-                qr, authenticator, advertiser, base, link, name, domain_id, status
-            )
+            return await _session(qr, authenticator, once, base, link, name, domain_id, status)
     except TimeoutError as exc:
         if isinstance(exc, HybridError):
             raise
@@ -122,12 +135,14 @@ async def answer_qr(
             f"The computer did not finish within {timeout:g} s: make sure it still shows the "
             "QR code, that Bluetooth is on there, and scan again."
         ) from None
+    finally:
+        await once.stop()
 
 
 async def _session(
     qr: QRCode,
     authenticator: SoftwareAuthenticator,
-    advertiser: Advertiser,
+    advertiser: _AdvertiserOnce,
     base: str,
     link: bool,
     name: str,
@@ -137,17 +152,14 @@ async def _session(
     tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, TUNNEL_ID_SIZE)
     status("Connecting to the tunnel server")
     tunnel = await Tunnel.open_new(base, tunnel_id)
-    advertising = False
     try:
         assert tunnel.routing_id is not None
         eid = Eid(os.urandom(EID_NONCE_SIZE), tunnel.routing_id, domain_id)
         eid_key = derive(qr.secret, b"", KeyPurpose.EID_KEY, 64)
         await advertiser.advertise(encrypt_advert(eid_key, eid))
-        advertising = True
         status("Advertising over Bluetooth; waiting for the computer to connect")
         handshake = await tunnel.recv()
-        await _stop_advertising(advertiser)
-        advertising = False
+        await advertiser.stop()
 
         psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
         response, crypter, handshake_hash = respond_to_handshake(
@@ -175,8 +187,7 @@ async def _session(
             f"code and try again ({exc})."
         ) from exc
     finally:
-        if advertising:
-            await _stop_advertising(advertiser)
+        await advertiser.stop()
         await tunnel.close()
 
 

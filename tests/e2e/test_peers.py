@@ -167,3 +167,14 @@ async def test_ctap_device_adapter_with_fido2_ctap2(
             await session.transact(prepared.ctap_request)
     relying_party.register_complete(state, finish_make_credential(prepared, response))
     await tasks[0]
+
+
+async def test_advertiser_stop_is_called_once_whatever_happens(
+    advertiser: BumbleAdvertiser, unused_tcp_port: int
+) -> None:
+    dead = f"ws://127.0.0.1:{unused_tcp_port}"
+    for qr_url in ("FIDO:/not-a-code", QRCode.generate()[0].to_url()):
+        recorder = RecordingAdvertiser(advertiser)
+        with pytest.raises(HybridError):
+            await answer_qr(qr_url, SoftwareAuthenticator(), recorder, dead, timeout=5)
+        assert recorder.calls == ["stop"]  # never advertised, still stopped exactly once
