@@ -39,6 +39,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from hybrid.authenticator import SoftwareAuthenticator, answer_qr
 from hybrid.client import HybridClient
 from hybrid.protocol.constants import FIDO_SERVICE_UUID
+from hybrid.status import Status
 from tunnel_server import ServerConfig, TunnelServer
 
 ORIGIN = "https://example.com"
@@ -94,8 +95,24 @@ class AirScanner(BaseBleakScanner):
         return None
 
 
+class Timeline:
+    """Time of each desktop progress stage, relative to the start of the ceremony."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.marks: dict[str, float] = {}
+
+    def __call__(self, status: Status) -> None:
+        self.marks.setdefault(status.stage.value, time.perf_counter() - self.started)
+
+
 async def ours_once(
-    client: HybridClient, phone: SoftwareAuthenticator, air: Air, url: str, rp: Fido2Server
+    client: HybridClient,
+    phone: SoftwareAuthenticator,
+    air: Air,
+    url: str,
+    rp: Fido2Server,
+    timeline: Timeline,
 ) -> float:
     options, _ = rp.authenticate_begin()
     tasks: list[asyncio.Task[Any]] = []
@@ -103,8 +120,10 @@ async def ours_once(
     def show_qr(qr_url: str) -> None:
         tasks.append(asyncio.create_task(answer_qr(qr_url, phone, air, url)))
 
-    started = time.perf_counter()
+    timeline.marks.clear()
+    started = timeline.started = time.perf_counter()
     await client.get_assertion(dict(options["publicKey"]), show_qr)
+    timeline.marks["desktop returned"] = time.perf_counter() - started
     await tasks[0]
     return time.perf_counter() - started
 
@@ -186,12 +205,15 @@ async def main(rounds: int) -> None:
     rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
     phone = SoftwareAuthenticator()
     air = Air()
+    timeline = Timeline()
+    stages: dict[str, list[float]] = defaultdict(list)
     async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         client = HybridClient(
             origin=ORIGIN,
             tunnel_url=server.url,
             scanner_backend=AirScanner,
             scanner_kwargs={"air": air},
+            on_status=timeline,
             timeout=30,
         )
         user = PublicKeyCredentialUserEntity(id=b"bench", name="bench", display_name="Bench")
@@ -205,12 +227,16 @@ async def main(rounds: int) -> None:
         )
         await tasks[0]
         for _ in range(3):  # warm up
-            await ours_once(client, phone, air, server.url, rp)
-        ours = [await ours_once(client, phone, air, server.url, rp) for _ in range(rounds)]
+            await ours_once(client, phone, air, server.url, rp, timeline)
+        ours = []
+        for _ in range(rounds):
+            ours.append(await ours_once(client, phone, air, server.url, rp, timeline))
+            for stage, seconds in timeline.marks.items():
+                stages[stage].append(seconds)
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(max(3, rounds // 4)):
-            await ours_once(client, phone, air, server.url, rp)
+            await ours_once(client, phone, air, server.url, rp, timeline)
         profile.disable()
 
     relay = BareRelay()
@@ -230,6 +256,9 @@ async def main(rounds: int) -> None:
     print(f"floor: public-key operations alone          {crypto_ms:8.2f} ms")
     print(f"floor: bare websockets relay, same messages  {relay_ms:8.2f} ms")
     print(f"ratio ours / floor: {ours_ms / floor_ms:.2f}  (target <= 1.5)")
+    print("\ndesktop timeline (median ms since the ceremony started):")
+    for stage, values in stages.items():
+        print(f"  {statistics.median(values) * 1000:6.2f}  {stage}")
     print("\nwhere our time goes (profile, own time by package):")
     rows = by_package(profile)
     total = sum(seconds for _, seconds in rows) or 1.0

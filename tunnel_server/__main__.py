@@ -31,40 +31,111 @@ def build_parser() -> argparse.ArgumentParser:
     add = p.add_argument
     add("--host", default=d.host, help="address to listen on (default %(default)s)")
     add("--port", type=int, default=d.port, help="TCP port; 0 picks a free one (%(default)s)")
-    add("--routing-id", metavar="HEX", help="this node's routing ID, 6 hex digits "
-        "(default: random at each start)")
-    add("--ttl", type=float, default=d.ttl, metavar="SECONDS",
-        help="tunnel lifetime from the phone's connect (%(default)s)")
-    add("--join-timeout", type=float, default=d.join_timeout, metavar="SECONDS",
-        help="time the desktop has to join after the phone connects (%(default)s)")
-    add("--max-message-size", type=int, default=d.max_message_size, metavar="BYTES",
-        help="largest message relayed; bigger closes the tunnel with 1009 (%(default)s)")
-    add("--max-messages", type=int, default=d.max_messages, metavar="N",
-        help="messages per side; one more closes the tunnel with 1008 (%(default)s)")
-    add("--max-tunnels", type=int, default=d.max_tunnels, metavar="N",
-        help="concurrent tunnels; more get HTTP 503 (%(default)s)")
-    add("--max-connections-per-ip", type=int, default=d.max_connections_per_ip, metavar="N",
-        help="open connections per client address; more are dropped (%(default)s)")
-    add("--handshake-timeout", type=float, default=d.handshake_timeout, metavar="SECONDS",
-        help="time to finish the TLS and HTTP upgrade (%(default)s)")
-    add("--allow-origin", action="append", default=[], metavar="ORIGIN", dest="allow_origins",
+    add(
+        "--routing-id",
+        metavar="HEX",
+        help="this node's routing ID, 6 hex digits (default: random at each start)",
+    )
+    add(
+        "--ttl",
+        type=float,
+        default=d.ttl,
+        metavar="SECONDS",
+        help="tunnel lifetime from the phone's connect (%(default)s)",
+    )
+    add(
+        "--join-timeout",
+        type=float,
+        default=d.join_timeout,
+        metavar="SECONDS",
+        help="time the desktop has to join after the phone connects (%(default)s)",
+    )
+    add(
+        "--max-message-size",
+        type=int,
+        default=d.max_message_size,
+        metavar="BYTES",
+        help="largest message relayed; bigger closes the tunnel with 1009 (%(default)s)",
+    )
+    add(
+        "--max-messages",
+        type=int,
+        default=d.max_messages,
+        metavar="N",
+        help="messages per side; one more closes the tunnel with 1008 (%(default)s)",
+    )
+    add(
+        "--max-tunnels",
+        type=int,
+        default=d.max_tunnels,
+        metavar="N",
+        help="concurrent tunnels; more get HTTP 503 (%(default)s)",
+    )
+    add(
+        "--max-connections-per-ip",
+        type=int,
+        default=d.max_connections_per_ip,
+        metavar="N",
+        help="open connections per client address; more are dropped (%(default)s)",
+    )
+    add(
+        "--handshake-timeout",
+        type=float,
+        default=d.handshake_timeout,
+        metavar="SECONDS",
+        help="time to finish the TLS and HTTP upgrade (%(default)s)",
+    )
+    add(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        dest="allow_origins",
         help="accept only this Origin header, e.g. wss://cable.example.com (repeatable; "
-        "default: any origin)")
+        "default: any origin)",
+    )
     add("--tls-cert", metavar="FILE", help="PEM certificate chain; serves wss://")
     add("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
-    add("--insecure", action="store_true",
-        help="allow plain ws:// on a non-loopback address (only behind a TLS proxy)")
-    add("--grace", type=float, default=d.grace, metavar="SECONDS",
-        help="on SIGTERM/SIGINT, time live tunnels get to finish (%(default)s)")
-    add("--log-level", default=d.log_level,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"],
-        help="log level for stderr (%(default)s)")
-    add("--max-buffered", type=int, default=d.max_buffered, metavar="N",
-        help="phone messages held until the desktop joins (%(default)s)")
-    add("--close-timeout", type=float, default=d.close_timeout, metavar="SECONDS",
-        help="wait for a client's close frame before dropping it (%(default)s)")
-    add("--ping-interval", type=float, default=d.ping_interval, metavar="SECONDS",
-        help="keepalive ping interval; 0 turns pings off (%(default)s)")
+    add(
+        "--insecure",
+        action="store_true",
+        help="allow plain ws:// on a non-loopback address (only behind a TLS proxy)",
+    )
+    add(
+        "--grace",
+        type=float,
+        default=d.grace,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time live tunnels get to finish (%(default)s)",
+    )
+    add(
+        "--log-level",
+        default=d.log_level,
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level for stderr (%(default)s)",
+    )
+    add(
+        "--max-buffered",
+        type=int,
+        default=d.max_buffered,
+        metavar="N",
+        help="phone messages held until the desktop joins (%(default)s)",
+    )
+    add(
+        "--close-timeout",
+        type=float,
+        default=d.close_timeout,
+        metavar="SECONDS",
+        help="wait for a client's close frame before dropping it (%(default)s)",
+    )
+    add(
+        "--ping-interval",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="WebSocket ping interval; 0 (default) relies on TCP keepalive instead",
+    )
     add("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     return p
 
@@ -73,13 +144,25 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     fields: dict[str, Any] = {
         name: getattr(args, name)
         for name in (
-            "host", "port", "ttl", "join_timeout", "max_message_size", "max_messages",
-            "max_tunnels", "max_connections_per_ip", "handshake_timeout", "tls_cert",
-            "tls_key", "insecure", "grace", "max_buffered", "close_timeout",
+            "host",
+            "port",
+            "ttl",
+            "join_timeout",
+            "max_message_size",
+            "max_messages",
+            "max_tunnels",
+            "max_connections_per_ip",
+            "handshake_timeout",
+            "tls_cert",
+            "tls_key",
+            "insecure",
+            "grace",
+            "max_buffered",
+            "close_timeout",
         )
     }
     fields["allow_origins"] = tuple(args.allow_origins)
-    fields["log_level"] = args.log_level.upper()
+    fields["log_level"] = args.log_level
     fields["ping_interval"] = args.ping_interval or None
     if args.routing_id is not None:
         fields["routing_id"] = args.routing_id

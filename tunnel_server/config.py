@@ -52,11 +52,12 @@ class ServerConfig:
     grace: float = 10.0
     log_level: str = "INFO"
     #: Phone messages held while no desktop has joined; past this the phone is not read.
-    max_buffered: int = 16
+    max_buffered: int = 8
     #: Seconds to wait for a client's close frame before dropping the TCP connection.
     close_timeout: float = 5.0
-    #: Keepalive ping interval in seconds; None turns pings off (the TTL still applies).
-    ping_interval: float | None = 20.0
+    #: WebSocket ping interval in seconds; None (the default) leaves dead-peer detection to
+    #: TCP keepalive on the listening socket, which costs no task per connection.
+    ping_interval: float | None = None
 
     def __post_init__(self) -> None:
         hexdigits = set(string.hexdigits)

@@ -23,7 +23,7 @@ from websockets.typing import Subprotocol
 from hybrid.protocol.constants import CABLE_WEBSOCKET_PROTOCOL, ROUTING_ID_HEADER
 
 from .config import ServerConfig
-from .logs import log_event
+from .logs import RateLimitedLog, log_event
 from .metrics import Metrics, RelayTotals
 from .paths import ConnectTunnel, NewTunnel, Route, Static, parse_path, short_id
 from .tunnel import Ending, Role, Tunnel, ending_after_close
@@ -89,6 +89,7 @@ class Hub:
         self.metrics = Metrics(lambda: len(self.tunnels), self.relay_totals)
         self._routing_id = config.routing_id_bytes
         self._origins = frozenset(config.allow_origins)
+        self._log_refusal = RateLimitedLog()
 
     # -- connections -----------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class Hub:
         count = self.per_ip.get(ip, 0)
         if count >= self.config.max_connections_per_ip:
             self.metrics.reject("per_ip_limit")
-            log_event(logging.WARNING, "connection_limit", client=ip, limit=count)
+            self._log_refusal(logging.WARNING, "connection_limit", client=ip, limit=count)
             transport.abort()
             return
         self.per_ip[ip] = count + 1
@@ -120,7 +121,7 @@ class Hub:
             del self.per_ip[ip]
         if conn.response is None:
             self.metrics.reject("incomplete_handshake")
-            log_event(logging.INFO, "rejected", reason="incomplete_handshake", client=ip)
+            self._log_refusal(logging.INFO, "rejected", reason="incomplete_handshake", client=ip)
         tunnel = conn.tunnel
         if tunnel is None:
             return
@@ -141,28 +142,41 @@ class Hub:
     ) -> Response:
         self.metrics.reject(reason)
         cable = cast(CableConnection, conn)
-        log_event(logging.INFO, "rejected", reason=reason, status=int(status),
-                  client=cable.client_ip)
+        self._log_refusal(
+            logging.INFO, "rejected", reason=reason, status=int(status), client=cable.client_ip
+        )
         return conn.respond(status, text + "\n")
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         """Route the request; answer everything that is not a tunnel to join right here."""
         route = parse_path(request.path)
         if route is None:
-            return self._refuse(conn, http.HTTPStatus.NOT_FOUND, "not_found",
-                                "Not found: tunnel paths are /cable/new/{32 hex} and "
-                                "/cable/connect/{6 hex}/{32 hex}; check the URL.")
+            return self._refuse(
+                conn,
+                http.HTTPStatus.NOT_FOUND,
+                "not_found",
+                "Not found: tunnel paths are /cable/new/{32 hex} and "
+                "/cable/connect/{6 hex}/{32 hex}; check the URL.",
+            )
         if self.stopping:
-            return self._refuse(conn, http.HTTPStatus.SERVICE_UNAVAILABLE, "shutting_down",
-                                "The tunnel server is shutting down: try again in a moment.")
+            return self._refuse(
+                conn,
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "The tunnel server is shutting down: try again in a moment.",
+            )
         if isinstance(route, Static):
             return self._static(conn, route)
         if self._origins:
             origins = request.headers.get_all("Origin")
             if len(origins) != 1 or origins[0].lower().rstrip("/") not in self._origins:
-                return self._refuse(conn, http.HTTPStatus.FORBIDDEN, "origin_not_allowed",
-                                    "Origin not allowed on this tunnel server: connect from an "
-                                    "allowed origin or ask its operator to add yours.")
+                return self._refuse(
+                    conn,
+                    http.HTTPStatus.FORBIDDEN,
+                    "origin_not_allowed",
+                    "Origin not allowed on this tunnel server: connect from an "
+                    "allowed origin or ask its operator to add yours.",
+                )
         refusal = self._check_route(conn, route)
         if refusal is None:
             cast(CableConnection, conn).route = route
@@ -179,28 +193,47 @@ class Hub:
     def _check_route(self, conn: ServerConnection, route: Route) -> Response | None:
         if isinstance(route, NewTunnel):
             if route.tunnel_id in self.tunnels:
-                return self._refuse(conn, http.HTTPStatus.CONFLICT, "duplicate_tunnel",
-                                    "Conflict: this tunnel ID is already open; the phone must "
-                                    "derive a fresh tunnel ID from a new QR code.")
+                return self._refuse(
+                    conn,
+                    http.HTTPStatus.CONFLICT,
+                    "duplicate_tunnel",
+                    "Conflict: this tunnel ID is already open; the phone must "
+                    "derive a fresh tunnel ID from a new QR code.",
+                )
             if len(self.tunnels) >= self.config.max_tunnels:
-                log_event(logging.WARNING, "tunnel_limit", limit=self.config.max_tunnels)
-                return self._refuse(conn, http.HTTPStatus.SERVICE_UNAVAILABLE, "max_tunnels",
-                                    "The tunnel server is full: try again in a minute.")
+                self._log_refusal(logging.WARNING, "tunnel_limit", limit=self.config.max_tunnels)
+                return self._refuse(
+                    conn,
+                    http.HTTPStatus.SERVICE_UNAVAILABLE,
+                    "max_tunnels",
+                    "The tunnel server is full: try again in a minute.",
+                )
             return None
         assert isinstance(route, ConnectTunnel)
         if route.routing_id != self._routing_id:
-            return self._refuse(conn, http.HTTPStatus.NOT_FOUND, "wrong_routing_id",
-                                "Not found: this routing ID belongs to another tunnel server; "
-                                "use the routing ID from the phone's advert.")
+            return self._refuse(
+                conn,
+                http.HTTPStatus.NOT_FOUND,
+                "wrong_routing_id",
+                "Not found: this routing ID belongs to another tunnel server; "
+                "use the routing ID from the phone's advert.",
+            )
         tunnel = self.tunnels.get(route.tunnel_id)
         if tunnel is None or tunnel.ending is not None:
-            return self._refuse(conn, http.HTTPStatus.NOT_FOUND, "unknown_tunnel",
-                                "Not found: no open tunnel with this ID (the phone has not "
-                                "connected yet, or the tunnel expired); scan the QR code again.")
+            return self._refuse(
+                conn,
+                http.HTTPStatus.NOT_FOUND,
+                "unknown_tunnel",
+                "Not found: no open tunnel with this ID (the phone has not "
+                "connected yet, or the tunnel expired); scan the QR code again.",
+            )
         if tunnel.desktop is not None:
-            return self._refuse(conn, http.HTTPStatus.CONFLICT, "desktop_already_joined",
-                                "Conflict: another desktop already joined this tunnel; "
-                                "start a new sign-in.")
+            return self._refuse(
+                conn,
+                http.HTTPStatus.CONFLICT,
+                "desktop_already_joined",
+                "Conflict: another desktop already joined this tunnel; start a new sign-in.",
+            )
         return None
 
     def process_response(
@@ -217,8 +250,13 @@ class Hub:
             return None
         if response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
             self.metrics.reject("bad_handshake")
-            log_event(logging.INFO, "rejected", reason="bad_handshake",
-                      status=response.status_code, client=cable.client_ip)
+            self._log_refusal(
+                logging.INFO,
+                "rejected",
+                reason="bad_handshake",
+                status=response.status_code,
+                client=cable.client_ip,
+            )
             return None
         loop = asyncio.get_running_loop()
         config = self.config
@@ -233,15 +271,23 @@ class Hub:
                 self._arm(tunnel, config.ttl, "ttl")
             self.metrics.created.inc()
             response.headers[ROUTING_ID_HEADER] = config.routing_id
-            log_event(logging.DEBUG, "tunnel_opened", tunnel=short_id(route.tunnel_id),
-                      client=cable.client_ip)
+            log_event(
+                logging.DEBUG,
+                "tunnel_opened",
+                tunnel=short_id(route.tunnel_id),
+                client=cable.client_ip,
+            )
         else:
             tunnel = self.tunnels[route.tunnel_id]
             tunnel.desktop = conn
             cable.tunnel = tunnel
             self._arm(tunnel, tunnel.started + config.ttl - loop.time(), "ttl")
-            log_event(logging.DEBUG, "desktop_joined", tunnel=short_id(route.tunnel_id),
-                      client=cable.client_ip)
+            log_event(
+                logging.DEBUG,
+                "desktop_joined",
+                tunnel=short_id(route.tunnel_id),
+                client=cable.client_ip,
+            )
         return None
 
     # -- ending tunnels --------------------------------------------------------------------
@@ -279,8 +325,13 @@ class Hub:
             if side is not None and side is not initiator and side.state is State.OPEN:
                 self.spawn(side.close(ending.code, ending.reason))
         level = logging.INFO if ending.label in _LIMIT_LABELS else logging.DEBUG
-        log_event(level, "tunnel_ending", tunnel=short_id(tunnel.tunnel_id),
-                  reason=ending.label, code=ending.code)
+        log_event(
+            level,
+            "tunnel_ending",
+            tunnel=short_id(tunnel.tunnel_id),
+            reason=ending.label,
+            code=ending.code,
+        )
 
     def _finish(self, tunnel: Tunnel) -> None:
         if self.tunnels.get(tunnel.tunnel_id) is tunnel:
@@ -294,9 +345,15 @@ class Hub:
         label = tunnel.ending.label if tunnel.ending is not None else "disconnected"
         self.metrics.completed.labels(label).inc()
         self.metrics.duration.observe(duration)
-        log_event(logging.DEBUG, "tunnel_closed", tunnel=short_id(tunnel.tunnel_id),
-                  reason=label, duration=duration, up=tunnel.up.messages,
-                  down=tunnel.down.messages)
+        log_event(
+            logging.DEBUG,
+            "tunnel_closed",
+            tunnel=short_id(tunnel.tunnel_id),
+            reason=label,
+            duration=duration,
+            up=tunnel.up.messages,
+            down=tunnel.down.messages,
+        )
         if not self.tunnels:
             self.idle.set()
 
@@ -320,16 +377,18 @@ class Hub:
         self.stopping = True
         for tunnel in list(self.tunnels.values()):
             if tunnel.desktop is None:
-                self.end(tunnel, Ending(1001, "the tunnel server is shutting down; try again",
-                                        "shutdown"))
+                self.end(
+                    tunnel,
+                    Ending(1001, "the tunnel server is shutting down; try again", "shutdown"),
+                )
 
     def shutdown_all(self) -> None:
         """End every tunnel and drop connections still in their HTTP handshake."""
         self.stopping = True
         for tunnel in list(self.tunnels.values()):
-            self.end(tunnel, Ending(1001, "the tunnel server is shutting down; try again",
-                                    "shutdown"))
+            self.end(
+                tunnel, Ending(1001, "the tunnel server is shutting down; try again", "shutdown")
+            )
         for conn in list(self.connections):
             if conn.state is State.CONNECTING:
                 conn.transport.abort()
-

@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 logger = logging.getLogger("tunnel_server")
 
@@ -17,6 +18,31 @@ logger = logging.getLogger("tunnel_server")
 def log_event(level: int, event: str, **fields: object) -> None:
     """Log `event` with fields; free when the level is off (the relay logs per tunnel)."""
     if logger.isEnabledFor(level):
+        logger.log(level, event, extra={"fields": fields})
+
+
+class RateLimitedLog:
+    """At most one line per second per event and reason, so a flood of refusals cannot flood
+    the log; the next line says how many were held back (the metrics count every one)."""
+
+    def __init__(self, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, level: int, event: str, **fields: object) -> None:
+        if not logger.isEnabledFor(level):
+            return
+        key = f"{event}:{fields.get('reason', '')}"
+        now = self._clock()
+        if now - self._last.get(key, -self._interval) < self._interval:
+            self._held[key] = self._held.get(key, 0) + 1
+            return
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            fields["suppressed"] = held
         logger.log(level, event, extra={"fields": fields})
 
 

@@ -82,9 +82,7 @@ class Metrics:
     def __init__(self, active: Callable[[], int], totals: Callable[[], RelayTotals]) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
-        Gauge("cable_tunnels_active", "Tunnels with a live side", registry=reg).set_function(
-            active
-        )
+        Gauge("cable_tunnels_active", "Tunnels with a live side", registry=reg).set_function(active)
         self.created = Counter("cable_tunnels_created", "Tunnels opened by a phone", registry=reg)
         self.completed = Counter(
             "cable_tunnels_completed", "Tunnels ended, by reason", ["reason"], registry=reg

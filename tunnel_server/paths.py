@@ -46,8 +46,7 @@ Route = NewTunnel | ConnectTunnel | Static
 _HEX = "[0-9A-Fa-f]"
 _NEW = re.compile(re.escape(NEW_TUNNEL_PATH) + f"({_HEX}{{{2 * TUNNEL_ID_SIZE}}})", re.ASCII)
 _CONNECT = re.compile(
-    re.escape(CONNECT_PATH)
-    + f"({_HEX}{{{2 * ROUTING_ID_SIZE}}})/({_HEX}{{{2 * TUNNEL_ID_SIZE}}})",
+    re.escape(CONNECT_PATH) + f"({_HEX}{{{2 * ROUTING_ID_SIZE}}})/({_HEX}{{{2 * TUNNEL_ID_SIZE}}})",
     re.ASCII,
 )
 _STATIC = {s.value: s for s in Static}

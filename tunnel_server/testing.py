@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from hybrid.errors import TunnelError
 from hybrid.protocol.constants import CABLE_WEBSOCKET_PROTOCOL, CONNECT_PATH, NEW_TUNNEL_PATH
+
+from .server import TunnelServer
 
 _LISTENING = re.compile(r"listening on (wss?://\S+)")
 
@@ -42,6 +45,18 @@ def cable_connect(url: str, **kwargs: Any) -> connect:
     kwargs.setdefault("open_timeout", 5)
     kwargs.setdefault("close_timeout", 2)
     return connect(url, **kwargs)
+
+
+async def closed_by_server(ws: ClientConnection, timeout: float = 5.0) -> tuple[int, str]:
+    """Read `ws` until the server closes it; return the close code and reason it sent."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        if exc.rcvd is None:
+            raise AssertionError("the connection ended without a close frame") from exc
+        return exc.rcvd.code, exc.rcvd.reason
 
 
 @dataclass(frozen=True)
@@ -147,7 +162,13 @@ async def running_server_process(
     with tempfile.TemporaryFile() as stderr:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tunnel_server", "--host", "127.0.0.1", "--port", "0",
+            sys.executable,
+            "-m",
+            "tunnel_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
             *extra_args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -161,9 +182,7 @@ async def running_server_process(
             await _stop(proc, stop_timeout)
 
 
-async def _read_url(
-    proc: asyncio.subprocess.Process, stderr: IO[bytes], timeout: float
-) -> str:
+async def _read_url(proc: asyncio.subprocess.Process, stderr: IO[bytes], timeout: float) -> str:
     assert proc.stdout is not None
     line = b""
     with contextlib.suppress(TimeoutError):
@@ -196,3 +215,17 @@ async def _stop(proc: asyncio.subprocess.Process, timeout: float) -> None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+async def wait_until_idle(server: TunnelServer, timeout: float = 5.0) -> None:
+    """Wait until `server` holds nothing: no tunnel, connection, per-address count or task.
+
+    The check that a test left no tunnel behind, whatever way its tunnels ended.
+    """
+    hub = server.hub
+    await wait_until(
+        lambda: not (hub.tunnels or hub.connections or hub.per_ip or hub.tasks),
+        timeout,
+        f"an idle server (tunnels={len(hub.tunnels)}, connections={len(hub.connections)}, "
+        f"addresses={len(hub.per_ip)}, tasks={len(hub.tasks)})",
+    )

@@ -84,9 +84,7 @@ class Tunnel:
 
 
 #: Close codes that may be sent on the wire (RFC 6455 §7.4; 1005/1006/1015 may not).
-_SENDABLE = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
-)
+_SENDABLE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014})
 
 
 def ending_after_close(protocol: Protocol, role: Role) -> Ending:
@@ -106,8 +104,9 @@ def ending_after_close(protocol: Protocol, role: Role) -> Ending:
         return Ending(code, f"the {who} closed the tunnel", label)
     if sent is not None:
         if sent.code == CloseCode.MESSAGE_TOO_BIG:
-            return Ending(sent.code, f"the {who} sent a message over the size limit",
-                          "message_too_big")
+            return Ending(
+                sent.code, f"the {who} sent a message over the size limit", "message_too_big"
+            )
         if sent.code == CloseCode.INTERNAL_ERROR:
             return Ending(CloseCode.GOING_AWAY, f"the {who} stopped answering", "ping_timeout")
         if sent.code in _SENDABLE:

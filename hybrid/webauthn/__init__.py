@@ -7,6 +7,7 @@ Typical use over a hybrid tunnel::
     credential_json = finish_get_assertion(prepared, reply)
 """
 
+from hybrid.webauthn import _fido2_speedup
 from hybrid.webauthn.errors import (
     InvalidOptions,
     InvalidOrigin,
@@ -38,3 +39,5 @@ __all__ = [
     "prepare_get_assertion",
     "prepare_make_credential",
 ]
+
+_fido2_speedup.install()

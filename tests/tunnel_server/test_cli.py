@@ -70,23 +70,25 @@ def test_bad_flags_exit_2_with_advice(
     assert captured.out == ""
 
 
-async def test_process_serves_a_tunnel_and_stops_on_sigterm() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tunnel_server",
-        "--port",
-        "0",
-        "--routing-id",
-        "abcdef",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """`python -m tunnel_server --port 0 *args` with stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tunnel_server", "--port", "0", *args,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def listening_url(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
-    match = re.fullmatch(r"listening on (ws://127\.0\.0\.1:(\d+))\n", line)
+    match = re.fullmatch(r"listening on (ws://127\.0\.0\.1:\d+)\n", line)
     assert match is not None, line
-    url = match[1]
+    return match[1]
+
+
+async def test_process_serves_a_tunnel_and_stops_on_sigterm() -> None:
+    proc = await spawn("--routing-id", "abcdef")
+    url = await listening_url(proc)
     phone = await cable_connect(new_url(url, TUNNEL))
     desktop = await cable_connect(connect_url(url, "ABCDEF", TUNNEL))
     await desktop.send(b"via a real process")
@@ -95,6 +97,7 @@ async def test_process_serves_a_tunnel_and_stops_on_sigterm() -> None:
     await phone.close()
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(proc.wait(), 10) == 0
+    assert proc.stdout is not None and proc.stderr is not None
     assert await proc.stdout.read() == b""  # exactly one line on stdout
     err = (await proc.stderr.read()).decode()
     assert "event=server_started" in err and "event=server_stopped" in err
@@ -120,24 +123,13 @@ async def test_running_server_process_reports_stderr_on_failure() -> None:
 
 
 async def test_uvloop_flag() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tunnel_server",
-        "--port",
-        "0",
-        "--uvloop",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
+    proc = await spawn("--uvloop")
     if importlib.util.find_spec("uvloop") is None:
         assert await asyncio.wait_for(proc.wait(), 10) == 2
         assert proc.stderr is not None
         assert b"pip install uvloop" in await proc.stderr.read()
         return
-    line = await asyncio.wait_for(proc.stdout.readline(), 10)
-    url = line.decode().split()[-1]
+    url = await listening_url(proc)
     phone = await cable_connect(new_url(url, TUNNEL))
     await phone.close()
     proc.send_signal(signal.SIGINT)
@@ -145,21 +137,8 @@ async def test_uvloop_flag() -> None:
 
 
 async def test_second_signal_cuts_the_grace_period() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tunnel_server",
-        "--port",
-        "0",
-        "--routing-id",
-        "0A0B0C",
-        "--grace",
-        "60",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    url = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().split()[-1]
+    proc = await spawn("--routing-id", "0A0B0C", "--grace", "60")
+    url = await listening_url(proc)
     phone = await cable_connect(new_url(url, TUNNEL))
     desktop = await cable_connect(connect_url(url, "0A0B0C", TUNNEL))
     proc.send_signal(signal.SIGTERM)

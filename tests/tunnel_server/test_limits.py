@@ -6,64 +6,48 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from tunnel_server import TunnelServer
 from tunnel_server.testing import (
     cable_connect,
+    closed_by_server,
     connect_url,
     http_request,
     new_url,
     wait_until,
+    wait_until_idle,
 )
 
 Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "00112233445566778899AABBCCDDEEFF"
 
 
-async def closed_with(ws: ClientConnection) -> tuple[int, str]:
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(5):
-            while True:
-                await ws.recv()
-    assert info.value.rcvd is not None
-    return info.value.rcvd.code, info.value.rcvd.reason
-
-
 def metric(server: TunnelServer, line: str) -> bool:
     return line in server.hub.metrics.render().decode()
 
 
-async def gone(server: TunnelServer) -> None:
-    await wait_until(
-        lambda: server.active_tunnels() == 0 and server.open_connections() == 0,
-        what="no tunnels and no connections",
-    )
-    assert server.hub.per_ip == {}
-
-
 async def test_ttl_closes_a_joined_tunnel_with_1001(make_server: Factory) -> None:
-    server = await make_server(ttl=0.3, join_timeout=0.3)
+    server = await make_server(ttl=0.8)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     desktop = await cable_connect(connect_url(server.url, server.routing_id, TUNNEL))
     await desktop.send(b"in time")
     assert await phone.recv() == b"in time"
     for ws in (phone, desktop):
-        code, reason = await closed_with(ws)
+        code, reason = await closed_by_server(ws)
         assert code == 1001
-        assert "lifetime of 0.3 s is over" in reason
-    await gone(server)
+        assert "lifetime of 0.8 s is over" in reason
+    await wait_until_idle(server)
     assert metric(server, 'cable_tunnels_completed_total{reason="ttl"} 1.0')
 
 
 async def test_join_timeout_closes_the_phone_and_forgets_the_tunnel(make_server: Factory) -> None:
     server = await make_server(join_timeout=0.2)
     phone = await cable_connect(new_url(server.url, TUNNEL))
-    code, reason = await closed_with(phone)
+    code, reason = await closed_by_server(phone)
     assert code == 1001
     assert "no desktop joined within 0.2 s" in reason
-    await gone(server)
+    await wait_until_idle(server)
     with pytest.raises(InvalidStatus) as info:
         await cable_connect(connect_url(server.url, server.routing_id, TUNNEL))
     assert info.value.response.status_code == 404
@@ -84,7 +68,21 @@ async def test_per_ip_limit_drops_extra_connections(make_server: Factory) -> Non
     reply = await http_request(server.url, "/healthz", headers={})
     assert reply.status == 200
     await first.close()
-    await gone(server)
+    await wait_until_idle(server)
+
+
+async def test_per_ip_limit_counts_each_address_apart(make_server: Factory) -> None:
+    server = await make_server(max_connections_per_ip=1)
+    first = await cable_connect(new_url(server.url, TUNNEL))
+    other = await cable_connect(
+        connect_url(server.url, server.routing_id, TUNNEL), local_addr=("127.0.0.2", 0)
+    )
+    assert server.hub.per_ip == {"127.0.0.1": 1, "127.0.0.2": 1}
+    await other.send(b"from another address")
+    assert await first.recv() == b"from another address"
+    await other.close()
+    await first.wait_closed()
+    await wait_until_idle(server)
 
 
 async def test_max_tunnels_answers_503(make_server: Factory) -> None:
@@ -100,7 +98,7 @@ async def test_max_tunnels_answers_503(make_server: Factory) -> None:
     phones[0] = await cable_connect(new_url(server.url, f"{9:032X}"))
     for phone in phones:
         await phone.close()
-    await gone(server)
+    await wait_until_idle(server)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +114,7 @@ async def test_unfinished_handshakes_are_dropped(make_server: Factory, sent: byt
         data = await reader.read()  # returns b"" when the server hangs up
     assert b"101" not in data
     writer.close()
-    await gone(server)
+    await wait_until_idle(server)
     assert metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
@@ -130,18 +128,18 @@ async def test_origin_allow_list(make_server: Factory) -> None:
         assert b"allowed origin" in info.value.response.body
     assert metric(server, 'cable_rejections_total{reason="origin_not_allowed"} 2.0')
     await ok.close()
-    await gone(server)
+    await wait_until_idle(server)
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "HEAD", "DELETE", "OPTIONS"])
 async def test_only_get_upgrades(server: TunnelServer, method: str) -> None:
     reply = await http_request(server.url, f"/cable/new/{TUNNEL}", method=method, timeout=2)
     assert reply.status != 101
-    await gone(server)
+    await wait_until_idle(server)
 
 
 async def test_plain_get_on_a_tunnel_path_creates_nothing(server: TunnelServer) -> None:
     reply = await http_request(server.url, f"/cable/new/{TUNNEL}", headers={})
     assert reply.status == 426
-    await gone(server)
+    await wait_until_idle(server)
     assert metric(server, "cable_tunnels_created_total 0.0")

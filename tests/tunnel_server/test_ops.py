@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from websockets.exceptions import ConnectionClosed
 
 from tunnel_server import ServerConfig, ServerConfigError, TunnelServer
-from tunnel_server.logs import LogfmtFormatter
+from tunnel_server.logs import LogfmtFormatter, RateLimitedLog
 from tunnel_server.testing import (
     cable_connect,
     connect_url,
@@ -195,3 +195,20 @@ async def test_port_in_use_is_a_clear_error(server: TunnelServer) -> None:
     clash = TunnelServer(ServerConfig(port=server.port))
     with pytest.raises(ServerConfigError, match="pick another --port"):
         await clash.start()
+
+
+def test_refusal_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tunnel_server")
+    now = [0.0]
+    log = RateLimitedLog(interval=1.0, clock=lambda: now[0])
+    for _ in range(5):
+        log(logging.INFO, "rejected", reason="not_found")
+    log(logging.INFO, "rejected", reason="unknown_tunnel")  # another reason is not held back
+    now[0] = 1.5
+    log(logging.INFO, "rejected", reason="not_found")
+    fields = [r.fields for r in caplog.records]  # type: ignore[attr-defined]
+    assert fields == [
+        {"reason": "not_found"},
+        {"reason": "unknown_tunnel"},
+        {"reason": "not_found", "suppressed": 4},
+    ]

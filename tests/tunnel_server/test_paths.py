@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pytest
 
 from tunnel_server import TunnelServer
 from tunnel_server.paths import ConnectTunnel, NewTunnel, Static, parse_path, short_id
-from tunnel_server.testing import http_request
+from tunnel_server.testing import cable_connect, http_request
 
 HELLO = "68656C6C6F2C20776562617574686E21"  # b"hello, webauthn!"
 TUNNEL_ID = "3EEF97097986413B059EAA2A30D653D4"
@@ -146,3 +147,15 @@ async def test_lowercase_ids_on_the_wire(server: TunnelServer) -> None:
     assert reply.status == 101
     assert reply.headers["x-cable-routing-id"] == server.routing_id
     assert reply.headers["sec-websocket-protocol"] == "fido.cable"
+
+
+async def test_kanidm_valid_vectors_on_the_wire(
+    make_server: Callable[..., Awaitable[TunnelServer]],
+) -> None:
+    server = await make_server(routing_id="616263")
+    phone = await cable_connect(f"{server.url}/cable/new/{HELLO}")
+    desktop = await cable_connect(f"{server.url}/cable/connect/616263/{HELLO.lower()}")
+    await desktop.send(b"hello, webauthn!")
+    assert await phone.recv() == b"hello, webauthn!"
+    await desktop.close()
+    await phone.wait_closed()

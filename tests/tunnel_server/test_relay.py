@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 
 import pytest
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from tunnel_server import TunnelServer
-from tunnel_server.testing import cable_connect, connect_url, new_url, wait_until
+from tunnel_server.testing import (
+    cable_connect,
+    closed_by_server,
+    connect_url,
+    new_url,
+    wait_until,
+    wait_until_idle,
+)
 
 Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "3EEF97097986413B059EAA2A30D653D4"
@@ -24,27 +34,10 @@ async def open_pair(
     return phone, desktop
 
 
-async def closed_with(ws: ClientConnection) -> tuple[int, str]:
-    """Wait for the server to close `ws`; return the code and reason it sent."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(5):
-            while True:
-                await ws.recv()
-    assert info.value.rcvd is not None, "the server dropped the connection without a close frame"
-    return info.value.rcvd.code, info.value.rcvd.reason
-
-
 async def refused(url: str) -> InvalidStatus:
     with pytest.raises(InvalidStatus) as info:
         await cable_connect(url)
     return info.value
-
-
-async def no_tunnels_left(server: TunnelServer) -> None:
-    await wait_until(lambda: server.active_tunnels() == 0, what="all tunnels gone")
-    await wait_until(lambda: server.open_connections() == 0, what="all connections gone")
-    await wait_until(lambda: not server.hub.tasks, what="close tasks done")
-    assert server.hub.per_ip == {}
 
 
 async def test_relays_both_ways_in_order(server: TunnelServer) -> None:
@@ -62,13 +55,23 @@ async def test_relays_both_ways_in_order(server: TunnelServer) -> None:
     await desktop.send(b"\x00")
     assert await phone.recv() == b"\x00"
     await desktop.close()
-    assert await closed_with(phone) == (1000, "the desktop closed the tunnel")
-    await no_tunnels_left(server)
+    assert await closed_by_server(phone) == (1000, "the desktop closed the tunnel")
+    await wait_until_idle(server)
     metrics = server.hub.metrics.render().decode()
     assert 'cable_relayed_messages_total{direction="phone_to_desktop"} 20.0' in metrics
     assert 'cable_relayed_messages_total{direction="desktop_to_phone"} 2.0' in metrics
     assert 'cable_relayed_bytes_total{direction="desktop_to_phone"} 82.0' in metrics
     assert 'cable_tunnels_completed_total{reason="normal"} 1.0' in metrics
+
+
+async def test_relayed_sockets_do_not_wait_for_nagle(server: TunnelServer) -> None:
+    """Records are small and come in bursts: every accepted socket must have TCP_NODELAY."""
+    phone, desktop = await open_pair(server)
+    sockets = [c.transport.get_extra_info("socket") for c in server.hub.connections]
+    assert len(sockets) == 2
+    assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+    await phone.close()
+    await desktop.close()
 
 
 async def test_lowercase_and_uppercase_ids_meet(server: TunnelServer) -> None:
@@ -80,7 +83,7 @@ async def test_lowercase_and_uppercase_ids_meet(server: TunnelServer) -> None:
     assert await phone.recv() == b"ping"
     await phone.close()
     await desktop.close()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_phone_messages_before_the_desktop_are_held_in_order(
@@ -98,8 +101,8 @@ async def test_phone_messages_before_the_desktop_are_held_in_order(
     await desktop.send(b"answer")
     assert await phone.recv() == b"answer"
     await phone.close()
-    assert await closed_with(desktop) == (1000, "the phone closed the tunnel")
-    await no_tunnels_left(server)
+    assert await closed_by_server(desktop) == (1000, "the phone closed the tunnel")
+    await wait_until_idle(server)
 
 
 async def test_second_new_for_a_live_tunnel_is_409(server: TunnelServer) -> None:
@@ -108,7 +111,7 @@ async def test_second_new_for_a_live_tunnel_is_409(server: TunnelServer) -> None
     assert error.response.status_code == 409
     assert b"new QR code" in error.response.body
     await phone.close()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_second_desktop_is_409(server: TunnelServer) -> None:
@@ -119,7 +122,7 @@ async def test_second_desktop_is_409(server: TunnelServer) -> None:
     assert await phone.recv() == b"still works"
     await phone.close()
     await desktop.close()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_unknown_tunnel_and_foreign_routing_id_are_404(server: TunnelServer) -> None:
@@ -131,7 +134,7 @@ async def test_unknown_tunnel_and_foreign_routing_id_are_404(server: TunnelServe
     assert error.response.status_code == 404
     assert b"another tunnel server" in error.response.body
     await phone.close()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
     error = await refused(connect_url(server.url, server.routing_id, TUNNEL))
     assert error.response.status_code == 404
 
@@ -160,10 +163,10 @@ async def test_oversize_message_closes_both_sides_with_1009(
     await src.send(b"x" * 1000)  # exactly the limit is fine
     assert len(await dst.recv()) == 1000
     await src.send(b"x" * 1001)
-    code, reason = await closed_with(dst)
+    code, reason = await closed_by_server(dst)
     assert (code, reason) == (1009, f"the {sender} sent a message over the size limit")
-    assert (await closed_with(src))[0] == 1009
-    await no_tunnels_left(server)
+    assert (await closed_by_server(src))[0] == 1009
+    await wait_until_idle(server)
     metrics = server.hub.metrics.render().decode()
     assert 'cable_tunnels_completed_total{reason="message_too_big"} 1.0' in metrics
 
@@ -174,10 +177,10 @@ async def test_text_frame_closes_both_sides_with_1003(server: TunnelServer, send
     src, dst = (phone, desktop) if sender == "phone" else (desktop, phone)
     await src.send("hello")
     for ws in (src, dst):
-        code, reason = await closed_with(ws)
+        code, reason = await closed_by_server(ws)
         assert code == 1003
         assert "send binary" in reason
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_message_limit_closes_both_sides_with_1008(make_server: Factory) -> None:
@@ -191,16 +194,16 @@ async def test_message_limit_closes_both_sides_with_1008(make_server: Factory) -
         assert await desktop.recv() == bytes([i])
     await desktop.send(b"one too many")
     for ws in (phone, desktop):
-        code, reason = await closed_with(ws)
+        code, reason = await closed_by_server(ws)
         assert (code, reason) == (1008, "more than 3 messages; start again")
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_close_code_of_one_side_reaches_the_other(server: TunnelServer) -> None:
     phone, desktop = await open_pair(server)
     await phone.close(4000, "done")
-    assert await closed_with(desktop) == (4000, "the phone closed the tunnel")
-    await no_tunnels_left(server)
+    assert await closed_by_server(desktop) == (4000, "the phone closed the tunnel")
+    await wait_until_idle(server)
 
 
 @pytest.mark.parametrize("dropped", ["phone", "desktop"])
@@ -210,8 +213,8 @@ async def test_abrupt_disconnect_closes_the_other_side(server: TunnelServer, dro
     assert await phone.recv() == b"hi"
     gone, left = (phone, desktop) if dropped == "phone" else (desktop, phone)
     gone.transport.abort()
-    assert await closed_with(left) == (1001, f"the {dropped} disconnected")
-    await no_tunnels_left(server)
+    assert await closed_by_server(left) == (1001, f"the {dropped} disconnected")
+    await wait_until_idle(server)
     metrics = server.hub.metrics.render().decode()
     assert 'cable_tunnels_completed_total{reason="disconnected"} 1.0' in metrics
 
@@ -220,12 +223,12 @@ async def test_phone_leaving_before_the_desktop_frees_the_tunnel(server: TunnelS
     phone = await cable_connect(new_url(server.url, TUNNEL))
     await phone.send(b"held")
     phone.transport.abort()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
     error = await refused(connect_url(server.url, server.routing_id, TUNNEL))
     assert error.response.status_code == 404
     again = await cable_connect(new_url(server.url, TUNNEL))  # the ID is free again
     await again.close()
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
 
 
 async def test_a_few_hundred_concurrent_tunnels(server: TunnelServer) -> None:
@@ -245,7 +248,30 @@ async def test_a_few_hundred_concurrent_tunnels(server: TunnelServer) -> None:
         assert phone.close_code == 1000
 
     await asyncio.gather(*(one(i) for i in range(count)))
-    await no_tunnels_left(server)
+    await wait_until_idle(server)
     metrics = server.hub.metrics.render().decode()
     assert f"cable_tunnels_created_total {count}.0" in metrics
     assert f'cable_relayed_messages_total{{direction="phone_to_desktop"}} {5 * count}.0' in metrics
+
+
+async def test_memory_returns_once_load_is_gone(server: TunnelServer) -> None:
+    """Python-level allocations come back to their level: nothing per tunnel is kept."""
+    count = 100
+
+    async def one(i: int) -> None:
+        phone, desktop = await open_pair(server, f"{i:032X}")
+        await phone.send(b"x" * 100)
+        assert await desktop.recv() == b"x" * 100
+        await desktop.close()
+        await phone.wait_closed()
+
+    async def load() -> int:
+        await asyncio.gather(*(one(i) for i in range(count)))
+        await wait_until_idle(server)
+        gc.collect()
+        return sys.getallocatedblocks()
+
+    await load()  # warms caches and free lists
+    first = await load()
+    second = await load()
+    assert second - first < count, (first, second)  # a leaked tunnel is dozens of objects
