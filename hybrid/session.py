@@ -16,7 +16,7 @@ from fido2.ctap import CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
 
 from hybrid.channel import SecureChannel
-from hybrid.errors import HybridError, ProtocolError
+from hybrid.errors import HybridError, PeerError, ProtocolError
 from hybrid.protocol import LinkingInfo, MessageType, decode_update
 
 _SHUTDOWN_TIMEOUT: Final = 3.0
@@ -64,6 +64,11 @@ class HybridSession:
                 if linking is not None:
                     await self._on_linking(linking)
                 continue
+            if message_type is MessageType.SHUTDOWN:
+                raise PeerError(
+                    "The phone ended the session without answering: unlock it, keep it near "
+                    "this computer and try again."
+                )
             raise ProtocolError(f"the phone sent an unexpected {message_type.name} message")
 
     async def shutdown(self) -> None:

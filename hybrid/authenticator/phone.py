@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: Final = 120.0
 #: How long to wait for the desktop's shutdown message after answering.
-_GOODBYE_TIMEOUT: Final = 5.0
+_GOODBYE_TIMEOUT: Final = 1.0
 _CTAP_NAMES: Final = {0x01: "makeCredential", 0x02: "getAssertion", 0x04: "getInfo"}
 
 Status = Callable[[str], None]

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 import pytest
-from fido2.ctap2 import Ctap2
+from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
 
