@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -42,12 +43,11 @@ class QRCode:
     timestamp: int | None = None
     supports_linking: bool | None = True
     request_type: str = "ga"
-    _point: ec.EllipticCurvePublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         public_key = require_bytes(self.public_key, "QR public key (key 0)")
         object.__setattr__(self, "public_key", public_key)
-        object.__setattr__(self, "_point", load_point(public_key, "QR key 0", compressed=True))
+        load_point(public_key, "QR key 0", compressed=True)  # on the curve, or ProtocolError
         secret = require_bytes(self.secret, "QR secret (key 1)")
         if len(secret) != QR_SECRET_SIZE:
             raise ProtocolError(f"QR secret (key 1) must be {QR_SECRET_SIZE} bytes")
@@ -62,10 +62,10 @@ class QRCode:
         if self.request_type not in KNOWN_REQUEST_TYPES:
             object.__setattr__(self, "request_type", "ga")
 
-    @property
+    @functools.cached_property
     def public_point(self) -> bytes:
         """The desktop's static key as a 65-byte uncompressed point (the Noise `s`)."""
-        return point_bytes(self._point)
+        return point_bytes(load_point(self.public_key, "QR key 0", compressed=True))
 
     @classmethod
     def generate(

@@ -180,3 +180,20 @@ def test_any_cbor_bytes_parse_or_protocol_error(data: bytes) -> None:
 def test_any_url_parses_or_protocol_error(text: str) -> None:
     with contextlib.suppress(ProtocolError):
         QRCode.from_url("FIDO:/" + text)
+
+
+def test_fields_are_exactly_the_six_qr_fields() -> None:
+    import dataclasses
+
+    qr, _ = QRCode.generate("mc")
+    fields = dataclasses.asdict(qr)
+    assert list(fields) == [
+        "public_key",
+        "secret",
+        "known_domains",
+        "timestamp",
+        "supports_linking",
+        "request_type",
+    ]
+    assert QRCode(**fields) == qr
+    assert dataclasses.replace(qr, request_type="ga").public_point == qr.public_point
