@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
@@ -19,15 +22,22 @@ from hybrid.ble.scanner import CableScanner
 from hybrid.client import HybridClient
 from hybrid.errors import CeremonyTimeout, HybridError, ProtocolError
 from hybrid.protocol import (
+    Crypter,
     Eid,
     KeyPurpose,
+    LinkingInfo,
+    MessageType,
     PostHandshakeMessage,
     QRCode,
+    compute_pairing_signature,
     decrypt_advert,
     derive,
+    encode_update,
     encrypt_advert,
     respond_to_handshake,
 )
+from hybrid.protocol.crypter import pad, unpad
+from hybrid.protocol.keys import point_bytes
 from hybrid.tunnel import Tunnel
 from hybrid.webauthn import finish_make_credential, prepare_make_credential
 from tests.e2e.conftest import ORIGIN, USER
@@ -96,45 +106,166 @@ async def test_desktop_sending_garbage_gets_a_clean_close(
         assert server.active_tunnels() == 0
 
 
-async def test_desktop_accepts_a_revision_0_phone(
+class OldCrypter:
+    """The pre-2022 Android record construction: LE32 counter first, additional data 0x02."""
+
+    def __init__(self, keys_of: Crypter) -> None:
+        self._read, self._write = keys_of._read, keys_of._write  # same keys as the handshake's
+        self._reads = self._writes = 0
+
+    def encrypt(self, plaintext: bytes) -> bytes:
+        nonce = self._writes.to_bytes(4, "little") + bytes(8)
+        self._writes += 1
+        return self._write.encrypt(nonce, pad(plaintext), b"\x02")
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        nonce = self._reads.to_bytes(4, "little") + bytes(8)
+        self._reads += 1
+        return unpad(self._read.decrypt(nonce, ciphertext, b"\x02"))
+
+
+async def hand_built_phone(
+    url: str,
+    tunnel_url: str,
+    advertiser: BumbleAdvertiser,
+    authenticator: SoftwareAuthenticator,
+    *,
+    revision: int,
+    linking: Callable[[QRCode, bytes], LinkingInfo] | None = None,
+    old_records: bool = False,
+) -> bytes:
+    """A phone written from the protocol pieces, with the variations real phones have."""
+    qr = QRCode.from_url(url)
+    tunnel = await Tunnel.open_new(tunnel_url, derive(qr.secret, b"", 2, 16))
+    assert tunnel.routing_id is not None
+    eid = Eid(os.urandom(10), tunnel.routing_id, 0)
+    await advertiser.advertise(encrypt_advert(derive(qr.secret, b"", 1, 64), eid))
+    message = await tunnel.recv()
+    await advertiser.stop()
+    psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
+    response, crypter, handshake_hash = respond_to_handshake(
+        psk, message, peer_identity=qr.public_point
+    )
+    records: Crypter | OldCrypter = OldCrypter(crypter) if old_records else crypter
+    await tunnel.send(response)
+    info = linking(qr, handshake_hash) if linking else None
+    post = PostHandshakeMessage(
+        get_info=authenticator.get_info_cbor(),
+        linking=info if revision == 0 else None,
+        revision=revision,
+    )
+    await tunnel.send(records.encrypt(post.encode()))
+    if revision == 1:
+        await tunnel.send(records.encrypt(encode_update(info)))
+    request = records.decrypt(await tunnel.recv())
+    if revision == 1:
+        assert request[0] == MessageType.CTAP
+        request = request[1:]
+    reply = await authenticator.handle_ctap(request)
+    await tunnel.send(records.encrypt(reply if revision == 0 else b"\x01" + reply))
+    await tunnel.close()
+    return request
+
+
+def _linking(qr: QRCode, handshake_hash: bytes, *, forged: bool = False) -> LinkingInfo:
+    phone_identity = ec.generate_private_key(ec.SECP256R1())
+    signed_hash = os.urandom(32) if forged else handshake_hash
+    return LinkingInfo(
+        contact_id=os.urandom(32),
+        link_id=os.urandom(8),
+        link_secret=os.urandom(32),
+        authenticator_public_key=point_bytes(phone_identity.public_key()),
+        authenticator_name="Hand-built phone",
+        handshake_signature=compute_pairing_signature(phone_identity, qr.public_point, signed_hash),
+    )
+
+
+async def _register_with(
+    client: HybridClient,
+    relying_party: Fido2Server,
+    phone: Callable[[str], Coroutine[Any, Any, bytes]],
+) -> bytes:
+    tasks: list[asyncio.Task[bytes]] = []
+    options, state = relying_party.register_begin(
+        USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED
+    )
+    try:
+        credential = await client.make_credential(
+            dict(options["publicKey"]), lambda url: tasks.append(asyncio.create_task(phone(url)))
+        )
+    finally:
+        done, _ = await asyncio.wait(tasks, timeout=10)
+        assert done == set(tasks)
+    relying_party.register_complete(state, credential)
+    return tasks[0].result()
+
+
+@pytest.mark.parametrize("revision", [0, 1])
+async def test_desktop_accepts_linking_info_in_either_place(
     make_client: ClientFactory,
-    radio: VirtualRadio,
+    advertiser: BumbleAdvertiser,
+    tunnel_url: str,
+    relying_party: Fido2Server,
+    revision: int,
+) -> None:
+    """v2.0: padded post-handshake map with linking in key 2, untyped CTAP, no shutdown.
+    v2.1: plain map, linking in the update message, typed frames."""
+    client = make_client()
+    request = await _register_with(
+        client,
+        relying_party,
+        lambda url: hand_built_phone(
+            url,
+            tunnel_url,
+            advertiser,
+            SoftwareAuthenticator(),
+            revision=revision,
+            linking=_linking,
+        ),
+    )
+    assert request[0] == 0x01  # makeCredential
+    assert client.linking_info is not None
+    assert client.linking_info.authenticator_name == "Hand-built phone"
+
+
+async def test_desktop_switches_to_the_old_record_construction(
+    make_client: ClientFactory,
     advertiser: BumbleAdvertiser,
     tunnel_url: str,
     relying_party: Fido2Server,
 ) -> None:
-    """A v2.0 phone: padded post-handshake map, then an untyped CTAP reply, no shutdown."""
-    authenticator = SoftwareAuthenticator()
-    seen: list[bytes] = []
-
-    async def old_phone(url: str) -> None:
-        qr = QRCode.from_url(url)
-        tunnel = await Tunnel.open_new(tunnel_url, derive(qr.secret, b"", 2, 16))
-        assert tunnel.routing_id is not None
-        eid = Eid(os.urandom(10), tunnel.routing_id, 0)
-        await advertiser.advertise(encrypt_advert(derive(qr.secret, b"", 1, 64), eid))
-        message = await tunnel.recv()
-        await advertiser.stop()
-        psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
-        response, crypter, _ = respond_to_handshake(psk, message, peer_identity=qr.public_point)
-        await tunnel.send(response)
-        post = PostHandshakeMessage(get_info=authenticator.get_info_cbor(), revision=0)
-        await tunnel.send(crypter.encrypt(post.encode()))
-        request = crypter.decrypt(await tunnel.recv())
-        seen.append(request)
-        await tunnel.send(crypter.encrypt(await authenticator.handle_ctap(request)))
-        await tunnel.close()
-
-    tasks: list[asyncio.Task[None]] = []
-    options, state = relying_party.register_begin(
-        USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED
+    """Older Android Chrome: LE32 counter first and additional data 0x02, both directions."""
+    request = await _register_with(
+        make_client(),
+        relying_party,
+        lambda url: hand_built_phone(
+            url, tunnel_url, advertiser, SoftwareAuthenticator(), revision=1, old_records=True
+        ),
     )
-    credential = await make_client().make_credential(
-        dict(options["publicKey"]), lambda url: tasks.append(asyncio.create_task(old_phone(url)))
-    )
-    await tasks[0]
-    assert seen[0][0] == 0x01  # makeCredential without a framing byte
-    relying_party.register_complete(state, credential)
+    assert request[0] == 0x01
+
+
+async def test_forged_linking_info_fails_the_session(
+    make_client: ClientFactory,
+    advertiser: BumbleAdvertiser,
+    tunnel_url: str,
+    relying_party: Fido2Server,
+) -> None:
+    client = make_client()
+    with pytest.raises(ProtocolError, match="signature"):
+        await _register_with(
+            client,
+            relying_party,
+            lambda url: hand_built_phone(
+                url,
+                tunnel_url,
+                advertiser,
+                SoftwareAuthenticator(),
+                revision=1,
+                linking=functools.partial(_linking, forged=True),
+            ),
+        )
+    assert client.linking_info is None
 
 
 async def test_ctap_device_adapter_with_fido2_ctap2(
