@@ -6,6 +6,10 @@ from hybrid.errors import ProtocolError
 from hybrid.protocol import Crypter, MessageType, decode_message, encode_message
 from hybrid.tunnel import Tunnel
 
+#: Update messages a peer may send before its CTAP message; a peer that keeps sending them
+#: would otherwise hold the other side until its timeout.
+MAX_UPDATES = 16
+
 
 class SecureChannel:
     """Records over a tunnel: `Crypter` on top, typed frames from revision 1 on.

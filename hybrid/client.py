@@ -159,6 +159,9 @@ class HybridClient:
                 "The phone closed the connection before answering: unlock the phone, keep it "
                 f"near this computer and try again ({exc})."
             ) from exc
+        except HybridError:
+            tunnel.abort()
+            raise
         finally:
             if session is not None:
                 await session.shutdown()

@@ -15,7 +15,7 @@ from typing import Final
 from fido2.ctap import CtapDevice, CtapError
 from fido2.hid import CAPABILITY, CTAPHID
 
-from hybrid.channel import SecureChannel
+from hybrid.channel import MAX_UPDATES, SecureChannel
 from hybrid.errors import HybridError, PeerError, ProtocolError
 from hybrid.protocol import LinkingInfo, MessageType, decode_update
 
@@ -53,7 +53,7 @@ class HybridSession:
             )
         self._used = True
         await self._channel.send_frame(MessageType.CTAP, request)
-        while True:
+        for _ in range(MAX_UPDATES + 1):
             message_type, payload = await self._channel.recv_frame()
             if message_type is MessageType.CTAP:
                 if not payload:
@@ -70,6 +70,7 @@ class HybridSession:
                     "this computer and try again."
                 )
             raise ProtocolError(f"the phone sent an unexpected {message_type.name} message")
+        raise ProtocolError("the phone sent update after update instead of its answer")
 
     async def shutdown(self) -> None:
         """Tell the phone we are done (best effort, bounded in time); idempotent."""

@@ -32,6 +32,8 @@ from hybrid.protocol.constants import (
 log = logging.getLogger(__name__)
 
 DEFAULT_OPEN_TIMEOUT: Final = 10.0
+#: How long a graceful close waits for the other end's close frame.
+CLOSE_TIMEOUT: Final = 2.0
 _SUBPROTOCOL: Final = Subprotocol(CABLE_WEBSOCKET_PROTOCOL)
 
 
@@ -89,6 +91,7 @@ class Tunnel:
                 compression=None,
                 max_size=MAX_INCOMING_MESSAGE_SIZE,
                 open_timeout=open_timeout,
+                close_timeout=CLOSE_TIMEOUT,
                 proxy=None if _is_loopback(url) else True,
                 user_agent_header="fido-hybrid",
             )
@@ -172,5 +175,13 @@ class Tunnel:
         return TunnelClosed(f"the tunnel closed (code {code}){reason}", code)
 
     async def close(self, code: int = 1000) -> None:
-        """Close the WebSocket; safe to call more than once."""
+        """Close the WebSocket gracefully (bounded by CLOSE_TIMEOUT); safe to call again."""
         await self._connection.close(code=code)
+
+    def abort(self) -> None:
+        """Drop the connection at once, after a protocol error.
+
+        A graceful close needs the peer's close frame, which websockets cannot read while its
+        queue is full of unread messages, as it is when a peer floods us.
+        """
+        self._connection.transport.abort()

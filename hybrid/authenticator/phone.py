@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hybrid.authenticator.ctap import SoftwareAuthenticator
 from hybrid.ble.advertiser import Advertiser
-from hybrid.channel import SecureChannel
+from hybrid.channel import MAX_UPDATES, SecureChannel
 from hybrid.errors import CeremonyTimeout, HybridError, PeerError, ProtocolError
 from hybrid.protocol import (
     Eid,
@@ -186,6 +186,9 @@ async def _session(
             "The computer closed the connection before the sign-in finished: scan a new QR "
             f"code and try again ({exc})."
         ) from exc
+    except HybridError:
+        tunnel.abort()
+        raise
     finally:
         await advertiser.stop()
         await tunnel.close()
@@ -194,7 +197,7 @@ async def _session(
 async def _answer_one_command(
     channel: SecureChannel, authenticator: SoftwareAuthenticator, linked: bool
 ) -> PhoneSessionResult:
-    while True:
+    for _ in range(MAX_UPDATES + 1):
         message_type, payload = await channel.recv_frame()
         if message_type is MessageType.SHUTDOWN:
             return PhoneSessionResult(command=None, status=None, linked=linked)
@@ -209,6 +212,7 @@ async def _answer_one_command(
         await channel.send_frame(MessageType.CTAP, response)
         command = _CTAP_NAMES.get(payload[0], f"0x{payload[0]:02x}")
         return PhoneSessionResult(command=command, status=response[0], linked=linked)
+    raise ProtocolError("the computer sent update after update instead of its request")
 
 
 async def _wait_for_goodbye(channel: SecureChannel) -> None:

@@ -24,6 +24,7 @@ from hybrid.errors import CeremonyTimeout, HybridError, ProtocolError
 from hybrid.protocol import (
     Crypter,
     Eid,
+    HandshakeInitiator,
     KeyPurpose,
     LinkingInfo,
     MessageType,
@@ -32,6 +33,7 @@ from hybrid.protocol import (
     compute_pairing_signature,
     decrypt_advert,
     derive,
+    encode_message,
     encode_update,
     encrypt_advert,
     respond_to_handshake,
@@ -133,6 +135,7 @@ async def hand_built_phone(
     revision: int,
     linking: Callable[[QRCode, bytes], LinkingInfo] | None = None,
     old_records: bool = False,
+    updates: int = 1,
 ) -> bytes:
     """A phone written from the protocol pieces, with the variations real phones have."""
     qr = QRCode.from_url(url)
@@ -155,7 +158,7 @@ async def hand_built_phone(
         revision=revision,
     )
     await tunnel.send(records.encrypt(post.encode()))
-    if revision == 1:
+    for _ in range(updates if revision == 1 else 0):
         await tunnel.send(records.encrypt(encode_update(info)))
     request = records.decrypt(await tunnel.recv())
     if revision == 1:
@@ -309,3 +312,48 @@ async def test_advertiser_stop_is_called_once_whatever_happens(
         with pytest.raises(HybridError):
             await answer_qr(qr_url, SoftwareAuthenticator(), recorder, dead, timeout=5)
         assert recorder.calls == ["stop"]  # never advertised, still stopped exactly once
+
+
+async def test_a_phone_flooding_update_messages_is_cut_off(
+    make_client: ClientFactory,
+    advertiser: BumbleAdvertiser,
+    tunnel_url: str,
+    relying_party: Fido2Server,
+) -> None:
+    options, _ = relying_party.authenticate_begin()
+    tasks: list[asyncio.Task[bytes]] = []
+
+    def show_qr(url: str) -> None:
+        phone = hand_built_phone(
+            url, tunnel_url, advertiser, SoftwareAuthenticator(), revision=1, updates=40
+        )
+        tasks.append(asyncio.create_task(phone))
+
+    with pytest.raises(ProtocolError, match="update after update"):
+        await make_client().get_assertion(dict(options["publicKey"]), show_qr)
+    done, _ = await asyncio.wait(tasks, timeout=10)  # it got its request in, then was cut off
+    assert done == set(tasks)
+
+
+async def test_a_desktop_flooding_update_messages_is_cut_off(
+    radio: VirtualRadio, advertiser: BumbleAdvertiser
+) -> None:
+    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
+        qr, qr_key = QRCode.generate()
+        phone = asyncio.create_task(
+            answer_qr(qr.to_url(), SoftwareAuthenticator(), advertiser, server.url, timeout=10)
+        )
+        eid = await _find_phone(radio, qr)
+        tunnel = await Tunnel.open_connect(
+            server.url, eid.routing_id, derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, 16)
+        )
+        initiator = HandshakeInitiator(
+            derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32), identity=qr_key
+        )
+        await tunnel.send(initiator.initial_message())
+        crypter, _ = initiator.process_response(await tunnel.recv())
+        for _ in range(40):
+            await tunnel.send(crypter.encrypt(encode_message(MessageType.UPDATE, b"\xa0")))
+        with pytest.raises(ProtocolError, match="update after update"):
+            await asyncio.wait_for(phone, 10)
+        await tunnel.close()
