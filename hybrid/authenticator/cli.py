@@ -14,15 +14,14 @@ import logging
 import math
 import os
 import sys
-import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final
 
-from hybrid.authenticator.approval import ApprovalRequest
 from hybrid.authenticator.ctap import SoftwareAuthenticator
 from hybrid.authenticator.phone import DEFAULT_TIMEOUT, PhoneSessionResult, answer_qr
+from hybrid.authenticator.prompt import TerminalApprover, shown
 from hybrid.authenticator.store import CredentialStore
 from hybrid.ble.advertiser import Advertiser
 from hybrid.ctap import status_name
@@ -49,8 +48,6 @@ EXIT_STORE: Final = 5
 EXIT_INTERRUPTED: Final = 130
 
 MEMORY_STORE: Final = ":memory:"
-#: Longest site or account name shown in a prompt; the desktop chooses them, not the user.
-_MAX_SHOWN: Final = 80
 
 EPILOG: Final = """\
 output:
@@ -172,73 +169,6 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, StoreError):
         return EXIT_STORE
     return EXIT_FAILURE
-
-
-def shown(text: str | None, fallback: str) -> str:
-    """Desktop-chosen text made safe for a terminal: no control characters, bounded length."""
-    if not text:
-        return fallback
-    clean = "".join(c if c.isprintable() else "?" for c in text)
-    return clean if len(clean) <= _MAX_SHOWN else clean[: _MAX_SHOWN - 3] + "..."
-
-
-def prompt_text(request: ApprovalRequest) -> str:
-    """The question the user answers before a passkey is created or used."""
-    site = shown(request.rp_id, "an unnamed site")
-    user = request.user_name or request.user_display_name
-    if request.kind == "create":
-        return f"Create a passkey for {shown(user, 'an unnamed account')} on {site}? [y/N] "
-    if user is None:
-        return f"Sign in to {site}? (no passkey for it is stored here) [y/N] "
-    return f"Sign in to {site} as {shown(user, '')}? [y/N] "
-
-
-async def read_line(stream: TextIO) -> str:
-    """One line of `stream` without blocking the event loop; "" at end of input.
-
-    A real file descriptor is read with `os.read` in a daemon thread: if the ceremony ends
-    first (timeout, Ctrl-C) that thread is simply abandoned, holding no lock that would stop
-    the interpreter from exiting. In-memory streams never block and are read directly.
-    """
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):
-        return stream.readline()
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[str] = loop.create_future()
-
-    def deliver(line: str) -> None:
-        if not done.done():
-            done.set_result(line)
-
-    def reader() -> None:
-        data = b""
-        with contextlib.suppress(OSError):
-            while not data.endswith(b"\n") and (chunk := os.read(fd, 1)):
-                data += chunk
-        with contextlib.suppress(RuntimeError):  # the loop may be gone by now
-            loop.call_soon_threadsafe(deliver, data.decode(errors="replace"))
-
-    threading.Thread(target=reader, name="approval-prompt", daemon=True).start()
-    return await done
-
-
-class TerminalApprover:
-    """Asks on stderr and reads the answer from stdin; remembers the last site asked about."""
-
-    def __init__(self, assume_yes: bool) -> None:
-        self.assume_yes = assume_yes
-        self.rp_id: str | None = None
-
-    async def __call__(self, request: ApprovalRequest) -> bool:
-        self.rp_id = request.rp_id
-        if self.assume_yes:
-            return True
-        print(prompt_text(request), end="", file=sys.stderr, flush=True)
-        answer = await read_line(sys.stdin)
-        if not answer.endswith("\n"):
-            print(file=sys.stderr)  # end the prompt's line at end of input
-        return answer.strip().lower() in ("y", "yes")
 
 
 def open_store(value: str | None) -> CredentialStore:

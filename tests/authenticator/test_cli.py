@@ -36,14 +36,12 @@ from hybrid.authenticator.cli import (
     EXIT_STORE,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    TerminalApprover,
     default_store_path,
     main,
     open_store,
-    prompt_text,
-    read_line,
     run,
 )
+from hybrid.authenticator.prompt import TerminalApprover, prompt_text, read_line
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
