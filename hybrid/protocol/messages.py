@@ -129,8 +129,9 @@ class PostHandshakeMessage:
         if not isinstance(value, dict):
             raise ProtocolError("post-handshake message is not a CBOR map")
         features = value.get(_KEY_FEATURES, ["ctap"])
-        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-            raise ProtocolError("post-handshake features (key 3) must be a list of strings")
+        if not isinstance(features, list):
+            raise ProtocolError("post-handshake features (key 3) must be an array")
+        features = [f for f in features if isinstance(f, str)]  # others skipped, as Chromium
         get_info = value.get(_KEY_GET_INFO)
         if "ctap" in features:
             if not isinstance(get_info, bytes):

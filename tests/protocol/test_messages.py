@@ -97,7 +97,7 @@ def test_k2_legacy_8bit_padding_decodes() -> None:
     [
         [1, 2],
         {3: "ctap"},
-        {3: [1]},
+        {1: b"\xa0", 3: [1]},  # the non-string is skipped: getInfo without CTAP
         {3: ["ctap"]},
         {1: "not bytes", 3: ["ctap"]},
         {1: b"\xa0", 3: ["dc"]},
@@ -108,6 +108,11 @@ def test_k2_legacy_8bit_padding_decodes() -> None:
 def test_invalid_post_handshake(contents: Any) -> None:
     with pytest.raises(ProtocolError):
         PostHandshakeMessage.decode(cbor2.dumps(contents))
+
+
+def test_non_string_features_are_skipped_as_chromium_does() -> None:
+    message = PostHandshakeMessage.decode(cbor2.dumps({1: b"\xa0", 3: [7, "ctap", b"x"]}))
+    assert message.features == ("ctap",)
 
 
 def test_digital_credentials_only_phone() -> None:
