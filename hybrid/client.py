@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hybrid.ble.scanner import CableScanner, check_bluetooth
 from hybrid.channel import SecureChannel
-from hybrid.errors import CeremonyTimeout, HybridError, PeerError
+from hybrid.errors import CeremonyTimeout, HybridError, PeerError, ProtocolError
 from hybrid.protocol import (
     Eid,
     HandshakeInitiator,
@@ -158,6 +158,12 @@ class HybridClient:
             raise PeerError(
                 "The phone closed the connection before answering: unlock the phone, keep it "
                 f"near this computer and try again ({exc})."
+            ) from exc
+        except ProtocolError as exc:
+            tunnel.abort()
+            raise ProtocolError(
+                f"The phone broke the hybrid protocol ({exc}): scan a new QR code and try "
+                "again; if it keeps happening, this phone's hybrid support is not compatible."
             ) from exc
         except HybridError:
             tunnel.abort()

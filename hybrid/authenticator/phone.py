@@ -186,6 +186,12 @@ async def _session(
             "The computer closed the connection before the sign-in finished: scan a new QR "
             f"code and try again ({exc})."
         ) from exc
+    except ProtocolError as exc:
+        tunnel.abort()
+        raise ProtocolError(
+            f"The computer broke the hybrid protocol ({exc}): have it show a new QR code and "
+            "scan again; if it keeps happening, its hybrid support is not compatible."
+        ) from exc
     except HybridError:
         tunnel.abort()
         raise
