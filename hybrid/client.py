@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 #: After this long without the phone's advert, say that its Bluetooth must be on and near.
 PHONE_HINT_AFTER: Final = 15.0
+_PHONE_HINT: Final = (
+    "No phone nearby yet: after scanning the code, turn on Bluetooth on the phone and keep it "
+    "near this computer (still waiting)."
+)
 
 ShowQR = Callable[[str], Awaitable[None] | None]
 OnStatus = Callable[[Status], Awaitable[None] | None]
@@ -176,25 +180,25 @@ class HybridClient:
     async def _wait_for_phone(self, scanner: CableScanner, eid_key: bytes) -> Eid:
         await self._status(Stage.WAITING_FOR_PHONE, "Waiting for the phone")
         loop = asyncio.get_running_loop()
-        hint = loop.create_task(self._hint_later())
+        hint_tasks: list[asyncio.Task[None]] = []  # a task only once the hint is due
+
+        def hint() -> None:
+            hint_tasks.append(loop.create_task(self._status(Stage.PHONE_NOT_SEEN, _PHONE_HINT)))
+
+        timer = loop.call_later(self.phone_hint_after, hint)
         try:
-            async for advert in scanner.adverts():
-                eid = decrypt_advert(eid_key, advert.service_data)
-                if eid is not None:
-                    return eid
+            async with contextlib.aclosing(scanner.adverts()) as adverts:
+                async for advert in adverts:
+                    eid = decrypt_advert(eid_key, advert.service_data)
+                    if eid is not None:
+                        return eid
         finally:
-            hint.cancel()
+            timer.cancel()
+            for task in hint_tasks:
+                await task  # a failing on_status surfaces here, not in a lost task
         raise HybridError(
             "Bluetooth scanning stopped before the phone was found: check that Bluetooth is "
             "still on on this computer and try again."
-        )
-
-    async def _hint_later(self) -> None:
-        await asyncio.sleep(self.phone_hint_after)
-        await self._status(
-            Stage.PHONE_NOT_SEEN,
-            "No phone nearby yet: after scanning the code, turn on Bluetooth on the phone and "
-            "keep it near this computer (still waiting).",
         )
 
     async def _handshake(

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
@@ -104,7 +104,8 @@ class CableScanner:
             raise bluetooth_unavailable(exc) from exc
         self._queue = asyncio.Queue(self._max_queued)
         try:
-            await asyncio.wait_for(scanner.start(), self._start_timeout)
+            async with asyncio.timeout(self._start_timeout):
+                await scanner.start()
         except BaseException as exc:
             self._queue = None
             await self._stop_quietly(scanner)
@@ -118,7 +119,7 @@ class CableScanner:
             raise
         self._scanner = scanner
 
-    async def adverts(self) -> AsyncIterator[CableAdvert]:
+    async def adverts(self) -> AsyncGenerator[CableAdvert, None]:
         """Yield caBLE adverts as they arrive; the iteration ends when the scanner stops."""
         queue = self._queue
         if queue is None:
@@ -143,7 +144,8 @@ class CableScanner:
         # A scanner that failed to start, or whose adapter vanished, may fail to stop too; the
         # caller is already leaving, and the original error (if any) is the one to report.
         try:
-            await asyncio.wait_for(scanner.stop(), self._start_timeout)
+            async with asyncio.timeout(self._start_timeout):
+                await scanner.stop()
         except Exception as exc:
             logger.debug("stopping the BLE scanner failed: %r", exc)
 
