@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -12,6 +11,7 @@ from typing import Any, Final
 from bleak.backends.scanner import BaseBleakScanner
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from hybrid._callbacks import call_maybe_async
 from hybrid.ble.scanner import CableScanner, check_bluetooth
 from hybrid.channel import SecureChannel
 from hybrid.errors import CeremonyTimeout, HybridError, PeerError, ProtocolError
@@ -54,12 +54,6 @@ OnStatus = Callable[[Status], Awaitable[None] | None]
 Options = str | Mapping[str, Any]
 
 
-async def _call(callback: Callable[[Any], Awaitable[None] | None], value: Any) -> None:
-    result = callback(value)
-    if inspect.isawaitable(result):
-        await result
-
-
 class HybridClient:
     """Runs hybrid ceremonies from a desktop: QR code, BLE proximity, tunnel, one CTAP command.
 
@@ -92,7 +86,7 @@ class HybridClient:
     async def _status(self, stage: Stage, message: str) -> None:
         log.info("%s", message)
         if self.on_status is not None:
-            await _call(self.on_status, Status(stage, message))
+            await call_maybe_async(self.on_status, Status(stage, message))
 
     async def check_bluetooth(self) -> None:
         """Raise `BluetoothUnavailable` (with a reason and what to do) unless a scan can start."""
@@ -147,7 +141,7 @@ class HybridClient:
         # a phone may advertise within a second of scanning it.
         async with CableScanner(self.scanner_backend, self.scanner_kwargs) as scanner:
             await self._status(Stage.SHOWING_QR, "Scan the QR code with your phone's camera")
-            await _call(show_qr, qr.to_url())
+            await call_maybe_async(show_qr, qr.to_url())
             eid = await self._wait_for_phone(scanner, eid_key)
         await self._status(Stage.PHONE_FOUND, "Phone found nearby")
         base = self.tunnel_url or base_url(tunnel_domain(eid.domain_id))

@@ -6,11 +6,12 @@ explicit `True` counts as "no": a crashing or confused callback must never appro
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
+
+from hybrid._callbacks import call_maybe_async
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,7 @@ async def ask_user(approve: Approver | None, request: ApprovalRequest) -> bool:
     if approve is None:
         return True
     try:
-        answer = approve(request)
-        if inspect.isawaitable(answer):
-            answer = await answer
+        answer = await call_maybe_async(approve, request)
     except Exception as exc:
         # The exception's text may quote user data; its type is enough to debug with.
         logger.warning(

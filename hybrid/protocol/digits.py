@@ -6,6 +6,7 @@ Digits keep the QR code in numeric mode, the densest one. Little-endian chunks, 
 from __future__ import annotations
 
 from hybrid.errors import ProtocolError
+from hybrid.protocol._cbor import require_bytes
 
 _CHUNK_BYTES = 7
 _CHUNK_DIGITS = 17
@@ -17,9 +18,7 @@ _ASCII_DIGITS = frozenset("0123456789")
 
 def digits_encode(data: bytes) -> str:
     """Encode bytes as decimal digits (Chromium's `BytesToDigits`)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise ProtocolError("digits_encode needs bytes")
-    data = bytes(data)
+    data = require_bytes(data, "digits_encode input")
     parts: list[str] = []
     for start in range(0, len(data), _CHUNK_BYTES):
         chunk = data[start : start + _CHUNK_BYTES]
