@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+import pytest_asyncio
 from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialRpEntity, PublicKeyCredentialUserEntity
 
@@ -16,32 +14,18 @@ from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
 from hybrid.client import HybridClient
+from tunnel_server.testing import running_server_process
 
 RP_ID = "example.com"
 ORIGIN = "https://example.com"
 USER = PublicKeyCredentialUserEntity(id=b"user-alice", name="alice", display_name="Alice")
 
 
-@pytest.fixture(scope="module")
-def tunnel_url() -> Iterator[str]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def tunnel_url() -> AsyncIterator[str]:
     """A real `python -m tunnel_server` process on loopback, shared by a module's tests."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunnel_server", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"listening on (ws://\S+)", line)
-    assert match, f"tunnel server did not start: {line!r}"
-    yield match.group(1)
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    async with running_server_process() as url:
+        yield url
 
 
 @pytest.fixture
