@@ -53,26 +53,15 @@ def encode_padded_map(contents: dict[Any, Any], granularity: int = POST_HANDSHAK
     return body + bytes(zeros) + zeros.to_bytes(2, "little")
 
 
-def _decode_padded16(data: bytes) -> dict[Any, Any] | None:
-    if len(data) < 2:
+def _decode_padded(data: bytes, count_size: int) -> dict[Any, Any] | None:
+    """The map before `zeros ‖ LE(count)`, or None if the padding or CBOR does not fit."""
+    if len(data) < count_size:
         return None
-    zeros = int.from_bytes(data[-2:], "little")
-    if zeros + 2 > len(data):
-        return None
-    try:
-        return cbor_decode_map(data[: len(data) - zeros - 2], "post-handshake message")
-    except ProtocolError:
-        return None
-
-
-def _decode_padded8(data: bytes) -> dict[Any, Any] | None:
-    if not data:
-        return None
-    zeros = data[-1]
-    if zeros + 1 > len(data):
+    zeros = int.from_bytes(data[len(data) - count_size :], "little")
+    if zeros + count_size > len(data):
         return None
     try:
-        return cbor_decode_map(data[: len(data) - zeros - 1], "post-handshake message")
+        return cbor_decode_map(data[: len(data) - zeros - count_size], "post-handshake message")
     except ProtocolError:
         return None
 
@@ -80,9 +69,9 @@ def _decode_padded8(data: bytes) -> dict[Any, Any] | None:
 def decode_padded_map(data: bytes) -> dict[Any, Any]:
     """Decode a padded map: the 16-bit form first, then the pre-M99 8-bit form."""
     data = require_bytes(data, "padded map")
-    contents = _decode_padded16(data)
+    contents = _decode_padded(data, 2)
     if contents is None:
-        contents = _decode_padded8(data)
+        contents = _decode_padded(data, 1)  # pre-M99 Chromium
     if contents is None:
         raise ProtocolError("post-handshake message is neither CBOR nor a padded CBOR map")
     return contents
