@@ -34,18 +34,20 @@ from hybrid.errors import (
     ProtocolError,
     StoreError,
 )
+from hybrid.exit_codes import (
+    EXIT_BLUETOOTH,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+)
 from hybrid.protocol import QRCode, normalize_base_url
 from hybrid.qr.image import QrImageError, decode_qr_image
 
 log = logging.getLogger(__name__)
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_BLUETOOTH: Final = 3
-EXIT_TIMEOUT: Final = 4
 EXIT_STORE: Final = 5
-EXIT_INTERRUPTED: Final = 130
 
 MEMORY_STORE: Final = ":memory:"
 

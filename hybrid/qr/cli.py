@@ -20,17 +20,19 @@ from hybrid.errors import (
     CtapStatusError,
     HybridError,
 )
+from hybrid.exit_codes import (
+    EXIT_BLUETOOTH,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+)
 from hybrid.qr.render import render_terminal, write_png, write_svg
 from hybrid.status import Status
 from hybrid.webauthn import InvalidOptions
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_BLUETOOTH: Final = 3
-EXIT_TIMEOUT: Final = 4
 EXIT_REFUSED: Final = 5
-EXIT_INTERRUPTED: Final = 130
 
 EPILOG: Final = """\
 examples:
