@@ -36,7 +36,7 @@ from fido2.webauthn import (
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr
+from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
 from hybrid.client import HybridClient
 from hybrid.protocol.constants import FIDO_SERVICE_UUID
 from hybrid.status import Status
@@ -203,7 +203,8 @@ def by_package(profile: cProfile.Profile) -> list[tuple[str, float]]:
 
 async def main(rounds: int) -> None:
     rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
-    phone = SoftwareAuthenticator()
+    # Models a phone whose approval is its screen-lock check, as the desktop asks for UV.
+    phone = SoftwareAuthenticator(approve=approve_all, verifies_user=True)
     air = Air()
     timeline = Timeline()
     stages: dict[str, list[float]] = defaultdict(list)

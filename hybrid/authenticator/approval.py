@@ -1,7 +1,9 @@
 """Asking the phone's user before a passkey is created or used.
 
-The callback stands in for the phone's consent screen and biometric check. Anything but an
-explicit `True` counts as "no": a crashing or confused callback must never approve a sign-in.
+The callback stands in for the phone's consent screen and, when the authenticator is built
+with `verifies_user=True`, its PIN or biometric check. Anything but an explicit `True` counts
+as "no": a crashing or confused callback must never approve a sign-in. There is no implicit
+approver; `approve_all` is the explicit one for tests and demos.
 """
 
 from __future__ import annotations
@@ -18,21 +20,34 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ApprovalRequest:
-    """What the user is asked to approve; `user_*` are None when no passkey matched."""
+    """What the user is asked to approve; `user_*` are None when no passkey matched.
+
+    `user_verification` is True when the site asked for verification (a PIN, a biometric),
+    not only presence: the UI must then verify the user, not just ask for a confirm, since
+    an approval sets the response's UV flag.
+    """
 
     kind: Literal["create", "get"]
     rp_id: str
     user_name: str | None
     user_display_name: str | None
+    user_verification: bool = False
 
 
 Approver: TypeAlias = Callable[[ApprovalRequest], bool | Awaitable[bool]]
 
 
-async def ask_user(approve: Approver | None, request: ApprovalRequest) -> bool:
-    """Return True only if `approve` (plain or async) explicitly returns True; None approves."""
-    if approve is None:
-        return True
+def approve_all(request: ApprovalRequest) -> bool:
+    """Approve every request without asking anyone: for tests and demos only.
+
+    An authenticator using it proves presence of nothing but the program; never pair it with
+    `verifies_user=True` outside tests that model a phone which verifies its user.
+    """
+    return True
+
+
+async def ask_user(approve: Approver, request: ApprovalRequest) -> bool:
+    """Return True only if `approve` (plain or async) explicitly returns True."""
     try:
         answer = await call_maybe_async(approve, request)
     except Exception as exc:

@@ -1,9 +1,13 @@
 """The phone's CTAP2 authenticator in software: bytes in, bytes out, nothing else.
 
 It answers makeCredential, getAssertion and getInfo the way a phone does over hybrid: P-256
-passkeys that are always discoverable, "none" attestation, an all-zero AAGUID, and user
-verification done by the phone itself (the `approve` callback). Every reply is a status byte
-followed by CBOR; no input, however broken, escapes as an exception.
+passkeys that are always discoverable, "none" attestation and an all-zero AAGUID. Every reply
+is a status byte followed by CBOR; no input, however broken, escapes as an exception.
+
+User presence is the `approve` callback's yes. User verification is claimed only when it is
+real: with `verifies_user=True` the callback is the phone's PIN/biometric check, getInfo says
+`uv: true` and an approval of a request asking for `uv` sets the UV flag. Without it, getInfo
+has no `uv` and a request asking for `uv` is refused with CTAP2_ERR_UNSUPPORTED_OPTION.
 
 Consent comes first: the user is asked before the authenticator reveals whether it holds a
 matching or excluded passkey (CTAP 2.1 order), so a desktop cannot probe the phone silently.
@@ -42,16 +46,23 @@ CREDENTIAL_ID_LENGTH: Final = 32
 SUPPORTED_ALGORITHMS: Final = (ES256.ALGORITHM,)
 
 _FLAG = AuthenticatorData.FLAG
-_GET_INFO: Final = cbor.encode(
-    {
-        1: ["FIDO_2_0", "FIDO_2_1"],
-        3: AAGUID,
-        4: {"rk": True, "up": True, "uv": True},
-        9: ["hybrid", "internal"],
-        10: [{"alg": alg, "type": PUBLIC_KEY} for alg in SUPPORTED_ALGORITHMS],
-        0x16: ["none"],  # attestationFormats: say so, or parsers assume "packed"
-    }
-)
+
+
+def _get_info(verifies_user: bool) -> bytes:
+    """The getInfo map; an absent `uv` option means "this authenticator cannot verify"."""
+    options = {"rk": True, "up": True}
+    if verifies_user:
+        options["uv"] = True
+    return cbor.encode(
+        {
+            1: ["FIDO_2_0", "FIDO_2_1"],
+            3: AAGUID,
+            4: options,
+            9: ["hybrid", "internal"],
+            10: [{"alg": alg, "type": PUBLIC_KEY} for alg in SUPPORTED_ALGORITHMS],
+            0x16: ["none"],  # attestationFormats: say so, or parsers assume "packed"
+        }
+    )
 
 
 def _ok(body: dict[int, Any]) -> bytes:
@@ -65,28 +76,38 @@ def _status(status: CtapStatus) -> CtapStatusError:
 class SoftwareAuthenticator:
     """A phone's passkey authenticator; `store` is a JSON file path, a store, or None (memory).
 
-    `approve(ApprovalRequest)` is the phone's consent screen and biometric check, plain or
-    async; it must return True to go on. None approves everything (tests, demos).
+    `approve(ApprovalRequest)` is the phone's consent screen, plain or async; it must return
+    True to go on (`approve_all` is the explicit yes for tests and demos). `verifies_user`
+    says that `approve` really verifies the user (PIN, biometric, OS prompt) when the
+    request's `user_verification` is set; only then is user verification offered and claimed.
     """
 
     def __init__(
         self,
         store: str | os.PathLike[str] | CredentialStore | None = None,
-        approve: Approver | None = None,
+        *,
+        approve: Approver,
+        verifies_user: bool = False,
     ) -> None:
         self._store = store if isinstance(store, CredentialStore) else CredentialStore(store)
         self._approve = approve
+        self._verifies_user = verifies_user
+        self._get_info = _get_info(verifies_user)
 
     def __repr__(self) -> str:
-        return f"SoftwareAuthenticator({self._store!r})"
+        return f"SoftwareAuthenticator({self._store!r}, verifies_user={self._verifies_user})"
 
     @property
     def store(self) -> CredentialStore:
         return self._store
 
+    @property
+    def verifies_user(self) -> bool:
+        return self._verifies_user
+
     def get_info_cbor(self) -> bytes:
         """The authenticatorGetInfo response map (no status byte), as the post-handshake carries."""
-        return _GET_INFO
+        return self._get_info
 
     async def handle_ctap(self, request: bytes) -> bytes:
         """Answer one CTAP2 command (`cmd ‖ CBOR`) with `status ‖ CBOR`; never raises."""
@@ -109,7 +130,7 @@ class SoftwareAuthenticator:
         if command == CtapCommand.GET_INFO:
             if body:
                 raise _status(CtapStatus.INVALID_LENGTH)
-            return bytes([CtapStatus.SUCCESS]) + _GET_INFO
+            return bytes([CtapStatus.SUCCESS]) + self._get_info
         if command not in (CtapCommand.MAKE_CREDENTIAL, CtapCommand.GET_ASSERTION):
             raise _status(CtapStatus.INVALID_COMMAND)
         if not body:
@@ -121,8 +142,26 @@ class SoftwareAuthenticator:
         if not isinstance(params, dict):
             raise _status(CtapStatus.CBOR_UNEXPECTED_TYPE)
         if command == CtapCommand.MAKE_CREDENTIAL:
-            return await self._make_credential(parse_make_credential(params))
-        return await self._get_assertion(parse_get_assertion(params))
+            create = parse_make_credential(params)
+            self._check_verification(create.user_verification)
+            return await self._make_credential(create)
+        get = parse_get_assertion(params)
+        self._check_verification(get.user_verification)
+        return await self._get_assertion(get)
+
+    def _check_verification(self, requested: bool) -> None:
+        if requested and not self._verifies_user:
+            # The site asked for a verification this authenticator cannot perform.
+            raise CtapStatusError(
+                CtapStatus.UNSUPPORTED_OPTION,
+                "UNSUPPORTED_OPTION: uv was requested but this authenticator does not verify",
+            )
+
+    def _flags(self, request: MakeCredentialRequest | GetAssertionRequest) -> _FLAG:
+        """UP for the approval; UV only when that approval was a verification."""
+        if self._verifies_user and request.user_verification:
+            return _FLAG.UP | _FLAG.UV
+        return _FLAG.UP
 
     async def _make_credential(self, request: MakeCredentialRequest) -> bytes:
         if not any(alg in SUPPORTED_ALGORITHMS for alg in request.algorithms):
@@ -130,7 +169,13 @@ class SoftwareAuthenticator:
         # Only ES256 is supported, so "first supported in the RP's order" is ES256.
         approved = await ask_user(
             self._approve,
-            ApprovalRequest("create", request.rp_id, request.user_name, request.user_display_name),
+            ApprovalRequest(
+                "create",
+                request.rp_id,
+                request.user_name,
+                request.user_display_name,
+                user_verification=request.user_verification,
+            ),
         )
         if not approved:
             raise _status(CtapStatus.OPERATION_DENIED)
@@ -153,7 +198,7 @@ class SoftwareAuthenticator:
         )
         auth_data = AuthenticatorData.create(
             sha256(request.rp_id.encode()),
-            _FLAG.UP | _FLAG.UV | _FLAG.AT,
+            self._flags(request) | _FLAG.AT,
             credential.sign_count,
             attested,
         )
@@ -170,6 +215,7 @@ class SoftwareAuthenticator:
                 request.rp_id,
                 chosen.user_name if chosen else None,
                 chosen.user_display_name if chosen else None,
+                user_verification=request.user_verification,
             ),
         )
         if not approved:
@@ -181,8 +227,10 @@ class SoftwareAuthenticator:
         credential = current[0]
 
         counter = self._store.next_sign_count(credential)
+        if counter is None:  # another process removed it since we looked
+            raise _status(CtapStatus.NO_CREDENTIALS)
         auth_data = AuthenticatorData.create(
-            sha256(request.rp_id.encode()), _FLAG.UP | _FLAG.UV, counter
+            sha256(request.rp_id.encode()), self._flags(request), counter
         )
         signature = credential.private_key.sign(
             auth_data + request.client_data_hash, ec.ECDSA(hashes.SHA256())

@@ -18,6 +18,7 @@ PUBLIC_KEY = PublicKeyCredentialType.PUBLIC_KEY.value
 MAX_USER_ID_LENGTH = 64  # WebAuthn user handles are at most 64 bytes
 MAX_RP_ID_LENGTH = 255  # longer than any DNS name; stops store bloat
 MAX_NAME_BYTES = 64  # CTAP 2.1 lets authenticators truncate user names to 64 bytes
+CLIENT_DATA_HASH_LENGTH = 32  # SHA-256 of clientDataJSON
 
 _T = TypeVar("_T")
 
@@ -31,6 +32,7 @@ class MakeCredentialRequest:
     user_display_name: str | None
     algorithms: tuple[int, ...]  # in the RP's order of preference
     exclude_ids: tuple[bytes, ...]
+    user_verification: bool = False  # options carried uv: true
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class GetAssertionRequest:
     # None: no (or an empty) allowList, so discoverable credentials. A non-empty list whose
     # entries are all of unknown types is an empty tuple and matches nothing.
     allow_ids: tuple[bytes, ...] | None
+    user_verification: bool = False  # options carried uv: true
 
 
 def _fail(status: CtapStatus, why: str) -> CtapStatusError:
@@ -76,6 +79,13 @@ def _name(value: str | None) -> str | None:
     return value.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
 
+def _client_data_hash(params: dict[Any, Any], key: int) -> bytes:
+    value = _required(params, key, bytes, "clientDataHash")
+    if len(value) != CLIENT_DATA_HASH_LENGTH:
+        raise _fail(CtapStatus.INVALID_LENGTH, "clientDataHash must be 32 bytes")
+    return value
+
+
 def _descriptor_ids(value: Any, what: str) -> tuple[bytes, ...]:
     """Credential IDs of the public-key descriptors in an allow/exclude list."""
     ids = []
@@ -105,7 +115,7 @@ def _reject_pin_and_extensions(params: dict[Any, Any], pin_key: int, ext_key: in
 
 def parse_make_credential(params: dict[Any, Any]) -> MakeCredentialRequest:
     """Validate an authenticatorMakeCredential (0x01) parameter map."""
-    client_data_hash = _required(params, 1, bytes, "clientDataHash")
+    client_data_hash = _client_data_hash(params, 1)
     rp = _required(params, 2, dict, "rp")
     user = _required(params, 3, dict, "user")
     cred_params = _required(params, 4, list, "pubKeyCredParams")
@@ -137,13 +147,14 @@ def parse_make_credential(params: dict[Any, Any]) -> MakeCredentialRequest:
         user_display_name=_name(_optional(user, "displayName", str, "user displayName")),
         algorithms=tuple(algorithms),
         exclude_ids=exclude_ids,
+        user_verification=options.get("uv") is True,
     )
 
 
 def parse_get_assertion(params: dict[Any, Any]) -> GetAssertionRequest:
     """Validate an authenticatorGetAssertion (0x02) parameter map."""
     rp_id = _rp_id(_required(params, 1, str, "rpId"))
-    client_data_hash = _required(params, 2, bytes, "clientDataHash")
+    client_data_hash = _client_data_hash(params, 2)
     allow_ids = None
     if 3 in params and params[3] != []:
         allow_ids = _descriptor_ids(params[3], "allowList")
@@ -155,4 +166,9 @@ def parse_get_assertion(params: dict[Any, Any]) -> GetAssertionRequest:
         # A silent probe would burn the phone's one command per tunnel and reveal passkeys
         # without the user's consent, so it is refused rather than answered.
         raise _fail(CtapStatus.UNSUPPORTED_OPTION, "silent (up=false) assertions are refused")
-    return GetAssertionRequest(rp_id=rp_id, client_data_hash=client_data_hash, allow_ids=allow_ids)
+    return GetAssertionRequest(
+        rp_id=rp_id,
+        client_data_hash=client_data_hash,
+        allow_ids=allow_ids,
+        user_verification=options.get("uv") is True,
+    )

@@ -2,6 +2,7 @@
 
 The file is rewritten atomically (temporary file in the same directory, fsync, `os.replace`)
 with mode 0600 so a crash never leaves half a store and other users never read private keys.
+Every change is a read-modify-write under an exclusive lock, so processes can share a file.
 A file that is not ours, or is damaged, is refused with `StoreError` and left untouched:
 silently replacing it would destroy passkeys the user cannot get back.
 """
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -27,10 +29,13 @@ from fido2.utils import websafe_decode, websafe_encode
 from hybrid.errors import StoreError
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 STORE_FORMAT: Final = "fido-hybrid/credential-store"
 STORE_VERSION: Final = 1
 MAX_SIGN_COUNT: Final = 0xFFFFFFFF
+LOCK_SUFFIX: Final = ".lock"
+TEMPORARY_SUFFIX: Final = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -107,20 +112,29 @@ def _optional_str(data: dict[str, Any], name: str) -> str | None:
 
 
 class CredentialStore:
-    """Discoverable credentials by RP; persisted after every change when it has a path."""
+    """Discoverable credentials by RP; with a path, the file is the truth and may be shared.
+
+    Several processes may use one file at once: every change re-reads the file under an
+    exclusive `fcntl.flock` on a lock file beside it and applies only that change, so no
+    process writes back a stale copy over another's passkey or counter.
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._path = Path(path) if path is not None else None
         self._credentials: list[StoredCredential] = []
         if self._path is not None:
-            self._credentials = self._load(self._path)
+            with self._locked(self._path, required=False) as locked:
+                if locked:  # unlocked: a missing or read-only folder holds nothing to remove
+                    _remove_stale_temporary_files(self._path)
+                self._credentials = self._load(self._path)
+            _warn_if_shared(self._path)
 
     def __repr__(self) -> str:
         where = str(self._path) if self._path else "memory"
         return f"CredentialStore({where}, {len(self._credentials)} credentials)"
 
     def __len__(self) -> int:
-        return len(self._credentials)
+        return len(self._current())
 
     @property
     def path(self) -> Path | None:
@@ -133,7 +147,7 @@ class CredentialStore:
         wanted = None if credential_ids is None else set(credential_ids)
         found = [
             c
-            for c in self._credentials
+            for c in self._current()
             if c.rp_id == rp_id and (wanted is None or c.credential_id in wanted)
         ]
         return sorted(found, key=lambda c: c.created, reverse=True)
@@ -149,35 +163,92 @@ class CredentialStore:
         private_key: ec.EllipticCurvePrivateKey,
     ) -> StoredCredential:
         """Store a new credential, replacing the user's old one on the same RP (as phones do)."""
-        created = max((c.created for c in self._credentials), default=0) + 1
-        credential = StoredCredential(
-            credential_id=credential_id,
-            rp_id=rp_id,
-            user_id=user_id,
-            user_name=user_name,
-            user_display_name=user_display_name,
-            private_key=private_key,
-            created=created,
-        )
-        kept = [c for c in self._credentials if not (c.rp_id == rp_id and c.user_id == user_id)]
-        self._commit([*kept, credential])
-        return credential
 
-    def next_sign_count(self, credential: StoredCredential) -> int:
-        """Increment and persist the credential's signature counter; return the new value."""
-        count = min(credential.sign_count + 1, MAX_SIGN_COUNT)
-        updated = [
-            replace(c, sign_count=count) if c.credential_id == credential.credential_id else c
-            for c in self._credentials
-        ]
-        self._commit(updated)
-        return count
+        def add_to(credentials: list[StoredCredential]) -> StoredCredential:
+            credential = StoredCredential(
+                credential_id=credential_id,
+                rp_id=rp_id,
+                user_id=user_id,
+                user_name=user_name,
+                user_display_name=user_display_name,
+                private_key=private_key,
+                created=max((c.created for c in credentials), default=0) + 1,
+            )
+            credentials[:] = [
+                c
+                for c in credentials
+                if not (c.rp_id == rp_id and c.user_id == user_id)
+                and c.credential_id != credential_id
+            ]
+            credentials.append(credential)
+            return credential
 
-    def _commit(self, credentials: list[StoredCredential]) -> None:
-        """Persist first, then swap in memory: a failed write changes nothing."""
+        return self._change(add_to)
+
+    def next_sign_count(self, credential: StoredCredential) -> int | None:
+        """Increment and persist the credential's signature counter; return the new value.
+
+        The increment applies to the counter as stored now, not to `credential`'s snapshot,
+        so concurrent sign-ins never lose a step. None: the credential was removed meanwhile.
+        """
+
+        def increment(credentials: list[StoredCredential]) -> StoredCredential | None:
+            for index, current in enumerate(credentials):
+                if current.credential_id == credential.credential_id:
+                    count = min(current.sign_count + 1, MAX_SIGN_COUNT)
+                    credentials[index] = replace(current, sign_count=count)
+                    return credentials[index]
+            return None
+
+        updated = self._change(increment)
+        return None if updated is None else updated.sign_count
+
+    def _current(self) -> list[StoredCredential]:
+        """The credentials as stored right now (another process may have changed the file)."""
         if self._path is not None:
+            self._credentials = self._load(self._path)
+        return self._credentials
+
+    def _change(self, apply: Callable[[list[StoredCredential]], _T]) -> _T:
+        """Read-modify-write one change under the lock; a failed write changes nothing."""
+        if self._path is None:
+            credentials = list(self._credentials)
+            result = apply(credentials)
+            self._credentials = credentials
+            return result
+        with self._locked(self._path):
+            credentials = self._load(self._path)
+            result = apply(credentials)
             self._save(self._path, credentials)
-        self._credentials = credentials
+            self._credentials = credentials
+            return result
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _locked(path: Path, *, required: bool = True) -> Iterator[bool]:
+        """Hold an exclusive lock on `path`'s lock file (kept forever: deleting it races).
+
+        Yields whether the lock is held; only a `required=False` caller can get False.
+        """
+        lock_path = path.with_name(path.name + LOCK_SUFFIX)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            if required:
+                raise StoreError(
+                    f"Cannot write the credential store {path}: its lock file {lock_path} "
+                    f"cannot be opened ({exc.strerror or exc}). Check that the folder exists "
+                    "and is writable."
+                ) from exc
+            fd = None
+        if fd is None:
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield True
+        finally:
+            os.close(fd)  # closing releases the lock
 
     @staticmethod
     def _load(path: Path) -> list[StoredCredential]:
@@ -216,13 +287,6 @@ class CredentialStore:
         ids = [c.credential_id for c in credentials]
         if len(set(ids)) != len(ids):
             raise _corrupt(path, "two entries share a credential ID")
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & 0o077:
-                logger.warning(
-                    "credential store %s is readable by other users; it will be "
-                    "rewritten with mode 0600 on the next change",
-                    path,
-                )
         return credentials
 
     @staticmethod
@@ -236,7 +300,9 @@ class CredentialStore:
         directory = path.parent
         tmp_name: str | None = None
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=directory
+            )
             with os.fdopen(fd, "wb") as tmp:
                 os.fchmod(tmp.fileno(), 0o600)
                 tmp.write(data)
@@ -254,6 +320,30 @@ class CredentialStore:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+
+
+def _warn_if_shared(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.stat().st_mode & 0o077:
+            logger.warning(
+                "credential store %s is readable by other users; it will be "
+                "rewritten with mode 0600 on the next change",
+                path,
+            )
+
+
+def _remove_stale_temporary_files(path: Path) -> None:
+    """Delete what a crash between write and rename left: a full copy of every private key.
+
+    Called under the lock, so no other process is writing a temporary file right now.
+    """
+    prefix, directory = f".{path.name}.", path.parent
+    with contextlib.suppress(OSError):
+        for entry in directory.iterdir():
+            if entry.name.startswith(prefix) and entry.name.endswith(TEMPORARY_SUFFIX):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    logger.warning("removed %s, left behind by an interrupted write", entry)
 
 
 def _fsync_directory(directory: Path) -> None:

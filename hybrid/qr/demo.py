@@ -21,7 +21,7 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import SoftwareAuthenticator
+from hybrid.authenticator import SoftwareAuthenticator, approve_all
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
 from hybrid.client import HybridClient
 from hybrid.errors import HybridError
@@ -97,7 +97,8 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
             advertiser = await BumbleAdvertiser.from_radio(radio, "software-phone")
             printer.step("Virtual Bluetooth radio up: a desktop scanner and a software phone")
             relying_party = Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
-            phone = SoftwareAuthenticator(store=None, approve=None)
+            # Approves everything and verifies nobody, so the site below asks for no UV.
+            phone = SoftwareAuthenticator(store=None, approve=approve_all)
             client = HybridClient(
                 origin=ORIGIN,
                 tunnel_url=server.url,
@@ -112,7 +113,7 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
             options, state = relying_party.register_begin(
                 user,
                 resident_key_requirement=ResidentKeyRequirement.REQUIRED,
-                user_verification=UserVerificationRequirement.PREFERRED,
+                user_verification=UserVerificationRequirement.DISCOURAGED,
             )
             printer.step(f"Register a passkey for alice at {RP_ID}")
             credential, _ = await _ceremony(
@@ -125,7 +126,7 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
                 printer.detail("desktop", f"linked with '{client.linking_info.authenticator_name}'")
 
             request, state = relying_party.authenticate_begin(
-                user_verification=UserVerificationRequirement.PREFERRED
+                user_verification=UserVerificationRequirement.DISCOURAGED
             )
             printer.step(f"Sign in to {RP_ID} with the passkey on the phone")
             assertion, _ = await _ceremony(

@@ -26,6 +26,7 @@ from fido2.webauthn import (
     PublicKeyCredentialRpEntity,
     PublicKeyCredentialUserEntity,
     ResidentKeyRequirement,
+    UserVerificationRequirement,
 )
 
 from hybrid.authenticator.approval import ApprovalRequest
@@ -107,13 +108,18 @@ async def ceremony(
     result: Any
     try:
         if register:
+            # The CLI's y/N prompt is presence, not verification: the site must not demand UV.
             creation, state = rp.register_begin(
-                ALICE, resident_key_requirement=ResidentKeyRequirement.REQUIRED
+                ALICE,
+                resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+                user_verification=UserVerificationRequirement.DISCOURAGED,
             )
             response = await client.make_credential(dict(creation), show_qr)
             result = rp.register_complete(state, response)
         else:
-            request, state = rp.authenticate_begin()
+            request, state = rp.authenticate_begin(
+                user_verification=UserVerificationRequirement.DISCOURAGED
+            )
             response = await client.get_assertion(dict(request), show_qr)
             result = rp.authenticate_complete(state, credentials or [], response)
     except HybridError as exc:

@@ -18,7 +18,7 @@ from fido2.webauthn import Aaguid, AuthenticatorData
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator
+from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
 from hybrid.ctap import CtapStatus, decode_cbor_map
 
 FLAG = AuthenticatorData.FLAG
@@ -43,7 +43,7 @@ def mc_params(user_id: bytes = b"user-1", **changes: Any) -> dict[int, Any]:
         2: {"id": RP, "name": "Example"},
         3: {"id": user_id, "name": "alice@example.com", "displayName": "Alice"},
         4: [{"alg": -7, "type": "public-key"}],
-        7: {"rk": True, "uv": True},
+        7: {"rk": True},
     }
     return _apply(params, changes)
 
@@ -66,7 +66,7 @@ def mc(user_id: bytes = b"user-1", **changes: Any) -> bytes:
 
 
 def ga(allow: list[bytes] | None = None, **changes: Any) -> bytes:
-    params: dict[int, Any] = {1: RP, 2: CDH, 5: {"uv": True}}
+    params: dict[int, Any] = {1: RP, 2: CDH}
     if allow is not None:
         params[3] = [{"id": i, "type": "public-key"} for i in allow]
     return b"\x02" + cbor.encode(_apply(params, changes))
@@ -96,7 +96,7 @@ def assertion(reply: bytes) -> AssertionResponse:
 
 
 async def test_j4_vector_is_accepted_as_make_credential() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     reply = await auth.handle_ctap(J4)
     assert reply[0] == CtapStatus.SUCCESS
     response = AttestationResponse.from_dict(decode_cbor_map(reply[1:]))
@@ -104,7 +104,7 @@ async def test_j4_vector_is_accepted_as_make_credential() -> None:
     assert response.att_stmt == {}
     data = response.auth_data
     assert data.rp_id_hash == sha256(b"test.ctap")
-    assert data.flags == FLAG.UP | FLAG.UV | FLAG.AT
+    assert data.flags == FLAG.UP | FLAG.AT  # presence only: nobody verified the user
     assert data.counter == 0
     assert data.credential_data is not None
     assert data.credential_data.aaguid == Aaguid.NONE
@@ -115,18 +115,18 @@ async def test_j4_vector_is_accepted_as_make_credential() -> None:
 
 
 async def test_get_info() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     assert await auth.handle_ctap(b"\x04") == b"\x00" + auth.get_info_cbor()
     info = Info.from_dict(decode_cbor_map(auth.get_info_cbor()))
     assert info.versions == ["FIDO_2_0", "FIDO_2_1"]
     assert info.aaguid == Aaguid.NONE
-    assert info.options == {"rk": True, "up": True, "uv": True}
+    assert info.options == {"rk": True, "up": True}  # no "uv": this phone cannot verify
     assert info.transports == ["hybrid", "internal"]
     assert info.algorithms == [{"alg": -7, "type": "public-key"}]
 
 
 async def test_first_supported_algorithm_in_rp_order() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     algorithms = [
         {"alg": -257, "type": "public-key"},
         {"alg": -7, "type": "future-type"},
@@ -207,7 +207,7 @@ async def test_excluded_credential_asks_first() -> None:
 
 
 async def test_same_user_replaces_old_credential() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     await register(auth)
     await register(auth)
     assert len(auth.store) == 1
@@ -216,7 +216,7 @@ async def test_same_user_replaces_old_credential() -> None:
 
 
 async def test_discoverable_assertion_picks_newest_and_names_user() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     await register(auth, user_id=b"old")
     newest = (await register(auth, user_id=b"new")).auth_data.credential_data
     assert newest is not None
@@ -224,12 +224,12 @@ async def test_discoverable_assertion_picks_newest_and_names_user() -> None:
     assert response.credential == {"id": newest.credential_id, "type": "public-key"}
     assert response.user == {"id": b"new", "name": "alice@example.com", "displayName": "Alice"}
     assert response.number_of_credentials is None
-    assert response.auth_data.flags == FLAG.UP | FLAG.UV
+    assert response.auth_data.flags == FLAG.UP
     response.verify(CDH, newest.public_key)
 
 
 async def test_allow_list_assertion_counter_increments() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     created = (await register(auth)).auth_data.credential_data
     assert created is not None
     counters = []
@@ -252,7 +252,7 @@ async def test_no_credentials_after_approval(allow: list[bytes] | None) -> None:
 
 
 async def test_other_rp_credentials_do_not_match() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     await register(auth)
     assert await auth.handle_ctap(ga(k1="other.example")) == bytes([CtapStatus.NO_CREDENTIALS])
 
@@ -283,6 +283,9 @@ E = CtapStatus
         (mc(k3=DROP), E.MISSING_PARAMETER),
         (mc(k4=DROP), E.MISSING_PARAMETER),
         (mc(k1="not bytes"), E.CBOR_UNEXPECTED_TYPE),
+        (mc(k1=b""), E.INVALID_LENGTH),
+        (mc(k1=CDH[:31]), E.INVALID_LENGTH),
+        (mc(k1=CDH + b"\x00"), E.INVALID_LENGTH),
         (mc(k2=["not a map"]), E.CBOR_UNEXPECTED_TYPE),
         (mc(k2={"name": "no id"}), E.MISSING_PARAMETER),
         (mc(k2={"id": ""}), E.INVALID_PARAMETER),
@@ -300,6 +303,8 @@ E = CtapStatus
         (ga(k1=b"bytes rp"), E.CBOR_UNEXPECTED_TYPE),
         (ga(k1=DROP), E.MISSING_PARAMETER),
         (ga(k2=DROP), E.MISSING_PARAMETER),
+        (ga(k2=CDH[:31]), E.INVALID_LENGTH),
+        (ga(k2=CDH * 2), E.INVALID_LENGTH),
         (ga(k3="x"), E.CBOR_UNEXPECTED_TYPE),
         (ga(k3=[{"type": "public-key"}]), E.MISSING_PARAMETER),
         (ga(k5={"rk": True}), E.UNSUPPORTED_OPTION),
@@ -310,20 +315,20 @@ E = CtapStatus
 async def test_malformed_requests_get_the_right_status(
     request_bytes: bytes, status: CtapStatus
 ) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     assert await auth.handle_ctap(request_bytes) == bytes([status])
     assert len(auth.store) == 0
 
 
 async def test_unknown_parameters_and_extensions_are_ignored() -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     reply = await auth.handle_ctap(mc(k6={"credProtect": 2}, k99="future"))
     assert reply[0] == CtapStatus.SUCCESS
 
 
 async def test_secrets_stay_out_of_logs_and_reprs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     await register(auth)
     assertion(await auth.handle_ctap(ga()))
     (credential,) = auth.store.for_rp(RP)
@@ -371,7 +376,7 @@ def _random_cbor() -> st.SearchStrategy[Any]:
     )
 )
 def test_any_bytes_give_a_status_never_an_exception(request_bytes: bytes) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(approve=approve_all)
     loop = asyncio.new_event_loop()
     try:
         reply = loop.run_until_complete(auth.handle_ctap(request_bytes))

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fido2 import cbor
 from fido2.ctap2.base import AssertionResponse, AttestationResponse
 
-from hybrid.authenticator import CredentialStore, SoftwareAuthenticator
+from hybrid.authenticator import CredentialStore, SoftwareAuthenticator, approve_all
 from hybrid.authenticator.store import STORE_FORMAT, STORE_VERSION
 from hybrid.ctap import CtapStatus, decode_cbor_map
 from hybrid.errors import StoreError
@@ -49,13 +49,13 @@ def add(store: CredentialStore, user_id: bytes = b"u", credential_id: bytes = b"
 
 async def test_persists_across_instances_with_counter(tmp_path: Path) -> None:
     path = tmp_path / "passkeys.json"
-    first = SoftwareAuthenticator(store=path)
+    first = SoftwareAuthenticator(store=path, approve=approve_all)
     reply = await first.handle_ctap(make_credential())
     created = AttestationResponse.from_dict(decode_cbor_map(reply[1:])).auth_data.credential_data
     assert created is not None
     assert (await first.handle_ctap(GET_ASSERTION))[0] == CtapStatus.SUCCESS  # counter 1
 
-    second = SoftwareAuthenticator(store=str(path))
+    second = SoftwareAuthenticator(store=str(path), approve=approve_all)
     reply = await second.handle_ctap(GET_ASSERTION)
     response = AssertionResponse.from_dict(decode_cbor_map(reply[1:]))
     assert response.credential["id"] == created.credential_id
@@ -67,7 +67,7 @@ async def test_file_is_private_versioned_and_written_atomically(tmp_path: Path) 
     path = tmp_path / "passkeys.json"
     old_umask = os.umask(0)  # even a permissive umask must not widen the file
     try:
-        auth = SoftwareAuthenticator(store=path)
+        auth = SoftwareAuthenticator(store=path, approve=approve_all)
         await auth.handle_ctap(make_credential())
         await auth.handle_ctap(GET_ASSERTION)
     finally:
@@ -77,7 +77,9 @@ async def test_file_is_private_versioned_and_written_atomically(tmp_path: Path) 
     assert document["format"] == STORE_FORMAT
     assert document["version"] == STORE_VERSION
     assert [c["signCount"] for c in document["credentials"]] == [1]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["passkeys.json"]  # no temp files left
+    # No temporary files left; the lock file stays (deleting it would race) and is private too.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passkeys.json", "passkeys.json.lock"]
+    assert stat.S_IMODE((tmp_path / "passkeys.json.lock").stat().st_mode) == 0o600
 
 
 def test_missing_file_is_an_empty_store_created_on_first_change(tmp_path: Path) -> None:
@@ -124,7 +126,7 @@ def test_corrupt_or_foreign_file_is_refused_and_left_alone(
     path = tmp_path / "passkeys.json"
     path.write_bytes(content)
     with pytest.raises(StoreError, match=message) as caught:
-        SoftwareAuthenticator(store=path)
+        SoftwareAuthenticator(store=path, approve=approve_all)
     assert str(path) in str(caught.value)
     assert "file was not changed" in str(caught.value)
     assert path.read_bytes() == content
@@ -183,7 +185,7 @@ def test_duplicate_credential_ids_are_refused(tmp_path: Path) -> None:
 
 async def test_unwritable_store_fails_cleanly(tmp_path: Path) -> None:
     path = tmp_path / "missing-dir" / "passkeys.json"
-    auth = SoftwareAuthenticator(store=path)
+    auth = SoftwareAuthenticator(store=path, approve=approve_all)
     assert await auth.handle_ctap(make_credential()) == bytes([CtapStatus.OTHER])
     assert len(auth.store) == 0  # a failed write changes nothing in memory either
     with pytest.raises(StoreError, match="Cannot write the credential store"):

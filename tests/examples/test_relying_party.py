@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from examples.relying_party import RelyingParty
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr
+from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
@@ -19,7 +19,7 @@ from tunnel_server import ServerConfig, TunnelServer
 
 async def test_register_sign_in_and_orphaned_passkey(tmp_path: Path) -> None:
     state = tmp_path / "rp.json"
-    phone = SoftwareAuthenticator()
+    phone = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     async with (
         TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server,
         VirtualRadio() as radio,

@@ -13,7 +13,7 @@ import pytest
 from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialRpEntity
 
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr
+from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
@@ -77,7 +77,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 async def test_register_and_sign_in_scanning_the_png(tmp_path: Path) -> None:
     """The phone 'scans' the PNG the CLI wrote (zbar), then answers; Fido2Server verifies."""
     rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
-    phone = SoftwareAuthenticator()
+    phone = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     async with (
         TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server,
         VirtualRadio() as radio,

@@ -12,7 +12,7 @@ from fido2.webauthn import AttestationObject
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybrid.authenticator import SoftwareAuthenticator
+from hybrid.authenticator import SoftwareAuthenticator, approve_all
 from hybrid.ctap import (
     CtapStatus,
     decode_cbor,
@@ -114,7 +114,7 @@ def _prepared_get(**changes: Any) -> PreparedRequest:
 
 
 async def _real_reply(prepared: PreparedRequest) -> tuple[SoftwareAuthenticator, bytes]:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     registration = prepare_make_credential(CREATION, ORIGIN)
     assert (await auth.handle_ctap(registration.ctap_request))[0] == 0
     return auth, await auth.handle_ctap(prepared.ctap_request)
@@ -179,14 +179,18 @@ async def test_discoverable_reply_without_user_is_refused() -> None:
 
 async def test_attestation_is_stripped_unless_asked_for() -> None:
     prepared = prepare_make_credential(CREATION, ORIGIN)
-    reply = await SoftwareAuthenticator().handle_ctap(prepared.ctap_request)
+    reply = await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
+        prepared.ctap_request
+    )
     packed = _edit(reply, k1="packed", k3={"alg": -7, "sig": b"sig"})
     result = finish_make_credential(prepared, packed)
     attestation = AttestationObject(websafe_decode(result["response"]["attestationObject"]))
     assert (attestation.fmt, dict(attestation.att_stmt)) == ("none", {})
 
     direct = prepare_make_credential(dict(CREATION, attestation="direct"), ORIGIN)
-    reply = await SoftwareAuthenticator().handle_ctap(direct.ctap_request)
+    reply = await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
+        direct.ctap_request
+    )
     result = finish_make_credential(direct, _edit(reply, k1="packed", k3={"sig": b"s"}))
     attestation = AttestationObject(websafe_decode(result["response"]["attestationObject"]))
     assert attestation.fmt == "packed"

@@ -22,7 +22,7 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator
+from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
 from hybrid.ctap import decode_cbor_map
 from hybrid.errors import (
     CredentialExcluded,
@@ -83,7 +83,7 @@ async def authenticate(
 
 
 async def test_register_then_sign_in_with_and_without_allow_list(server: Fido2Server) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     credential, registration = await register(
         server,
         auth,
@@ -115,7 +115,9 @@ async def test_register_then_sign_in_with_and_without_allow_list(server: Fido2Se
 
 
 async def test_cred_props_is_reported_only_when_asked(server: Fido2Server) -> None:
-    _, registration = await register(server, SoftwareAuthenticator())
+    _, registration = await register(
+        server, SoftwareAuthenticator(verifies_user=True, approve=approve_all)
+    )
     assert registration["clientExtensionResults"] == {}
 
 
@@ -126,7 +128,7 @@ async def test_excluded_credential(server: Fido2Server) -> None:
         asked.append(request)
         return True
 
-    auth = SoftwareAuthenticator(approve=approve)
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve)
     credential, _ = await register(server, auth)
     options, _ = server.register_begin(ALICE, credentials=[credential])
     prepared = prepare_make_credential(as_json(options), ORIGIN)
@@ -143,9 +145,9 @@ async def _decline_async(request: ApprovalRequest) -> bool:
 
 @pytest.mark.parametrize("approve", [lambda request: False, _decline_async], ids=["plain", "async"])
 async def test_declined_on_the_phone(server: Fido2Server, approve: Any) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     credential, _ = await register(server, auth)
-    declining = SoftwareAuthenticator(store=auth.store, approve=approve)
+    declining = SoftwareAuthenticator(store=auth.store, verifies_user=True, approve=approve)
 
     options, _ = server.authenticate_begin([credential])
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
@@ -164,7 +166,9 @@ async def test_declined_on_the_phone(server: Fido2Server, approve: Any) -> None:
 async def test_no_credentials(server: Fido2Server) -> None:
     options, _ = server.authenticate_begin()
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
-    reply = await SoftwareAuthenticator().handle_ctap(prepared.ctap_request)
+    reply = await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
+        prepared.ctap_request
+    )
     with pytest.raises(NoCredentials) as caught:
         finish_get_assertion(prepared, reply)
     assert str(caught.value) == (
@@ -181,7 +185,10 @@ async def test_only_unsupported_algorithms(server: Fido2Server) -> None:
     prepared = prepare_make_credential(as_json(options), ORIGIN)
     with pytest.raises(UnsupportedAlgorithm, match="ES256"):
         finish_make_credential(
-            prepared, await SoftwareAuthenticator().handle_ctap(prepared.ctap_request)
+            prepared,
+            await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
+                prepared.ctap_request
+            ),
         )
 
 
@@ -194,7 +201,7 @@ def _without_credential(reply: bytes) -> bytes:
 async def test_omitted_credential_is_taken_from_a_one_entry_allow_list(
     server: Fido2Server,
 ) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     credential, _ = await register(server, auth)
     options, state = server.authenticate_begin([credential])
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
@@ -206,7 +213,7 @@ async def test_omitted_credential_is_taken_from_a_one_entry_allow_list(
 async def test_omitted_credential_without_a_single_allow_entry_is_refused(
     server: Fido2Server,
 ) -> None:
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     first, _ = await register(server, auth)
     second, _ = await register(server, auth, PublicKeyCredentialUserEntity(id=b"bob", name="b"))
     for allow in (None, [first, second]):
@@ -219,7 +226,7 @@ async def test_omitted_credential_without_a_single_allow_entry_is_refused(
 
 async def test_orphaned_passkey_becomes_unknown_credential(server: Fido2Server) -> None:
     """The site deleted the passkey, the phone still has it: the app raises UnknownCredential."""
-    auth = SoftwareAuthenticator()
+    auth = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
     await register(server, auth)
     options, state = server.authenticate_begin()
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
