@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ STORE_VERSION: Final = 1
 MAX_SIGN_COUNT: Final = 0xFFFFFFFF
 LOCK_SUFFIX: Final = ".lock"
 TEMPORARY_SUFFIX: Final = ".tmp"
+LOCK_TIMEOUT = 10.0  # seconds; every change holds the lock for milliseconds
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,7 @@ class CredentialStore:
             yield False
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _wait_for_lock(fd, lock_path)
             yield True
         finally:
             os.close(fd)  # closing releases the lock
@@ -320,6 +322,29 @@ class CredentialStore:
             if tmp_name is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
+
+
+def _wait_for_lock(fd: int, lock_path: Path) -> None:
+    """Take the exclusive lock; a holder that never lets go (a stopped process) is an error."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"Another process has held the credential store lock {lock_path} for "
+                    f"{LOCK_TIMEOUT:g} s: let it finish or stop it, then try again."
+                ) from None
+            time.sleep(delay)  # changes take milliseconds, so the wait is short
+            delay = min(delay * 2, 0.05)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot lock the credential store lock file {lock_path} "
+                f"({exc.strerror or exc}): put the store on a local file system."
+            ) from exc
 
 
 def _warn_if_shared(path: Path) -> None:

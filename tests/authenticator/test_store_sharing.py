@@ -6,16 +6,21 @@ of them writes, the worst case for a store that writes back what it read.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import hybrid.authenticator.store as store_module
 from hybrid.authenticator import CredentialStore
+from hybrid.errors import StoreError
 
 WORKER = Path(__file__).with_name("store_worker.py")
 TIMEOUT = 60
@@ -124,3 +129,24 @@ def test_crash_before_the_rename_leaves_no_key_copy_behind(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["passkeys.json", "passkeys.json.lock", unrelated.name]
     )
+
+
+def test_a_lock_held_too_long_is_a_store_error_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "passkeys.json"
+    shared = CredentialStore(path)
+    add(shared, "example.com", b"first")
+    before = path.read_bytes()
+    monkeypatch.setattr(store_module, "LOCK_TIMEOUT", 0.2)
+    holder = os.open(tmp_path / "passkeys.json.lock", os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # a stopped process that never lets go
+        with pytest.raises(StoreError) as caught:
+            add(shared, "other.example", b"second")
+        assert str(tmp_path / "passkeys.json.lock") in str(caught.value)
+    finally:
+        os.close(holder)
+    assert path.read_bytes() == before
+    add(shared, "other.example", b"second")  # released: the store works again
+    assert stored(path) == {"example.com": 0, "other.example": 0}
