@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
 from hybrid.ctap import CtapStatus, decode_cbor_map
+from tests.authenticator.recorder import Recorder
 
 FLAG = AuthenticatorData.FLAG
 CDH = b"\x11" * 32
@@ -70,18 +71,6 @@ def ga(allow: list[bytes] | None = None, **changes: Any) -> bytes:
     if allow is not None:
         params[3] = [{"id": i, "type": "public-key"} for i in allow]
     return b"\x02" + cbor.encode(_apply(params, changes))
-
-
-class Recorder:
-    """An approve callback that records what it was asked and answers `answer`."""
-
-    def __init__(self, answer: Any = True) -> None:
-        self.answer = answer
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> Any:
-        self.requests.append(request)
-        return self.answer
 
 
 async def register(auth: SoftwareAuthenticator, **kwargs: Any) -> AttestationResponse:

@@ -31,6 +31,7 @@ from hybrid.webauthn import (
     prepare_get_assertion,
     prepare_make_credential,
 )
+from tests.authenticator.recorder import Recorder
 
 FLAG = AuthenticatorData.FLAG
 CDH = b"\x22" * 32
@@ -58,18 +59,6 @@ def ga(options: dict[str, bool]) -> bytes:
     if options:
         params[5] = options
     return b"\x02" + cbor.encode(params)
-
-
-class Recorder:
-    """An approver that records each request and answers `answer`."""
-
-    def __init__(self, answer: bool = True) -> None:
-        self.answer = answer
-        self.requests: list[ApprovalRequest] = []
-
-    def __call__(self, request: ApprovalRequest) -> bool:
-        self.requests.append(request)
-        return self.answer
 
 
 def flags_of(reply: bytes) -> AuthenticatorData.FLAG:

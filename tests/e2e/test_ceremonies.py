@@ -16,7 +16,7 @@ from bleak.exc import BleakBluetoothNotAvailableReason
 from fido2.server import Fido2Server
 from fido2.webauthn import AttestedCredentialData, ResidentKeyRequirement
 
-from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
+from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_radio import VirtualRadio
@@ -34,6 +34,7 @@ from hybrid.errors import (
 from hybrid.protocol import Eid, KeyPurpose, QRCode, derive, encrypt_advert
 from hybrid.status import Stage, Status
 from tests.e2e.conftest import USER, StatusLog
+from tests.e2e.phones import verifying_phone
 
 ClientFactory = Callable[..., HybridClient]
 
@@ -95,9 +96,7 @@ async def test_register_then_sign_in_verified_by_relying_party(
 ) -> None:
     log = StatusLog([])
     client = make_client(on_status=log)
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=approve_all), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
     credential = await _register(client, phone, relying_party)
     assert client.linking_info is not None  # validated against the handshake hash
 
@@ -126,9 +125,7 @@ async def test_declined_on_the_phone(
         asked.append(request)
         return False
 
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=decline), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(decline), advertiser, tunnel_url)
     options, _ = relying_party.register_begin(USER)
     with pytest.raises(OperationDenied, match="phone"):
         await make_client().make_credential(dict(options["publicKey"]), phone)
@@ -142,9 +139,7 @@ async def test_no_passkey_for_the_site(
     tunnel_url: str,
     relying_party: Fido2Server,
 ) -> None:
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=approve_all), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
     options, _ = relying_party.authenticate_begin()
     with pytest.raises(NoCredentials, match=r"no passkey for example\.com"):
         await make_client().get_assertion(dict(options["publicKey"]), phone)
@@ -164,9 +159,7 @@ async def test_excluded_credential_asks_first(
         return True
 
     client = make_client()
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=approve), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(approve), advertiser, tunnel_url)
     credential = await _register(client, phone, relying_party)
     options, _ = relying_party.register_begin(USER, credentials=[credential])
     with pytest.raises(CredentialExcluded):
@@ -214,9 +207,7 @@ async def test_foreign_adverts_are_ignored(
     stranger_key = derive(other_qr.secret, b"", KeyPurpose.EID_KEY, 64)
     # A valid advert for someone else's QR code, on the same UUID, before our phone shows up.
     await noise.advertise(encrypt_advert(stranger_key, Eid(os.urandom(10), b"\x01\x02\x03", 0)))
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=approve_all), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
     try:
         await _register(make_client(), phone, relying_party)
     finally:
@@ -245,19 +236,9 @@ async def test_tunnel_server_down(
 ) -> None:
     dead = f"ws://127.0.0.1:{unused_tcp_port}"
     with pytest.raises(TunnelError, match="tunnel server"):
-        await answer_qr(
-            QRCode.generate()[0].to_url(),
-            SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-            advertiser,
-            dead,
-        )
+        await answer_qr(QRCode.generate()[0].to_url(), verifying_phone(), advertiser, dead)
     # The phone reached a live server but the desktop's server is down.
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-        advertiser,
-        tunnel_url,
-        timeout=2.0,
-    )
+    phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url, timeout=2.0)
     options, _ = relying_party.authenticate_begin()
     with pytest.raises(TunnelError, match="Could not reach the tunnel server"):
         await make_client(tunnel_url=dead).get_assertion(dict(options["publicKey"]), phone)
@@ -278,9 +259,7 @@ async def test_phone_vanishes_mid_way(
         await asyncio.sleep(3600)
         return True
 
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=never), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(never), advertiser, tunnel_url)
     options, _ = relying_party.authenticate_begin()
     desktop = asyncio.create_task(make_client().get_assertion(dict(options["publicKey"]), phone))
     await asyncio.wait_for(started.wait(), 10)
@@ -303,9 +282,7 @@ async def test_cancelling_the_desktop_closes_everything(
         await release.wait()
         return True
 
-    phone = PhoneRunner(
-        SoftwareAuthenticator(verifies_user=True, approve=slow), advertiser, tunnel_url
-    )
+    phone = PhoneRunner(verifying_phone(slow), advertiser, tunnel_url)
     options, _ = relying_party.authenticate_begin()
     desktop = asyncio.create_task(make_client().get_assertion(dict(options["publicKey"]), phone))
     await asyncio.wait_for(started.wait(), 10)

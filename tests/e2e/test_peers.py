@@ -14,7 +14,7 @@ from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
 
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
+from hybrid.authenticator import SoftwareAuthenticator, answer_qr
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
@@ -43,6 +43,7 @@ from hybrid.protocol.keys import point_bytes
 from hybrid.tunnel import Tunnel
 from hybrid.webauthn import finish_make_credential, prepare_make_credential
 from tests.e2e.conftest import ORIGIN, USER
+from tests.e2e.phones import verifying_phone
 from tunnel_server import ServerConfig, TunnelServer
 
 ClientFactory = Callable[..., HybridClient]
@@ -79,13 +80,7 @@ async def test_phone_gives_up_when_no_desktop_connects(advertiser: BumbleAdverti
     async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         qr, _ = QRCode.generate()
         with pytest.raises(CeremonyTimeout, match="did not finish"):
-            await answer_qr(
-                qr.to_url(),
-                SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-                recorder,
-                server.url,
-                timeout=0.5,
-            )
+            await answer_qr(qr.to_url(), verifying_phone(), recorder, server.url, timeout=0.5)
         assert recorder.calls == ["advertise", "stop"]
         await asyncio.sleep(0.1)
         assert server.active_tunnels() == 0  # the phone's tunnel is gone too
@@ -98,13 +93,7 @@ async def test_desktop_sending_garbage_gets_a_clean_close(
     async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         qr, _ = QRCode.generate()
         phone = asyncio.create_task(
-            answer_qr(
-                qr.to_url(),
-                SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-                recorder,
-                server.url,
-                timeout=10,
-            )
+            answer_qr(qr.to_url(), verifying_phone(), recorder, server.url, timeout=10)
         )
         eid = await _find_phone(radio, qr)
         tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, 16)
@@ -233,7 +222,7 @@ async def test_desktop_accepts_linking_info_in_either_place(
             url,
             tunnel_url,
             advertiser,
-            SoftwareAuthenticator(verifies_user=True, approve=approve_all),
+            verifying_phone(),
             revision=revision,
             linking=_linking,
         ),
@@ -254,12 +243,7 @@ async def test_desktop_switches_to_the_old_record_construction(
         make_client(),
         relying_party,
         lambda url: hand_built_phone(
-            url,
-            tunnel_url,
-            advertiser,
-            SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-            revision=1,
-            old_records=True,
+            url, tunnel_url, advertiser, verifying_phone(), revision=1, old_records=True
         ),
     )
     assert request[0] == 0x01
@@ -280,7 +264,7 @@ async def test_forged_linking_info_fails_the_session(
                 url,
                 tunnel_url,
                 advertiser,
-                SoftwareAuthenticator(verifies_user=True, approve=approve_all),
+                verifying_phone(),
                 revision=1,
                 linking=functools.partial(_linking, forged=True),
             ),
@@ -299,16 +283,7 @@ async def test_ctap_device_adapter_with_fido2_ctap2(
     tasks: list[asyncio.Task[object]] = []
 
     def show_qr(url: str) -> None:
-        tasks.append(
-            asyncio.create_task(
-                answer_qr(
-                    url,
-                    SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-                    advertiser,
-                    tunnel_url,
-                )
-            )
-        )
+        tasks.append(asyncio.create_task(answer_qr(url, verifying_phone(), advertiser, tunnel_url)))
 
     options, state = relying_party.register_begin(USER)
     prepared = prepare_make_credential(dict(options["publicKey"]), ORIGIN)
@@ -334,13 +309,7 @@ async def test_advertiser_stop_is_called_once_whatever_happens(
     for qr_url in ("FIDO:/not-a-code", QRCode.generate()[0].to_url()):
         recorder = RecordingAdvertiser(advertiser)
         with pytest.raises(HybridError):
-            await answer_qr(
-                qr_url,
-                SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-                recorder,
-                dead,
-                timeout=5,
-            )
+            await answer_qr(qr_url, verifying_phone(), recorder, dead, timeout=5)
         assert recorder.calls == ["stop"]  # never advertised, still stopped exactly once
 
 
@@ -355,12 +324,7 @@ async def test_a_phone_flooding_update_messages_is_cut_off(
 
     def show_qr(url: str) -> None:
         phone = hand_built_phone(
-            url,
-            tunnel_url,
-            advertiser,
-            SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-            revision=1,
-            updates=40,
+            url, tunnel_url, advertiser, verifying_phone(), revision=1, updates=40
         )
         tasks.append(asyncio.create_task(phone))
 
@@ -376,13 +340,7 @@ async def test_a_desktop_flooding_update_messages_is_cut_off(
     async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
         qr, qr_key = QRCode.generate()
         phone = asyncio.create_task(
-            answer_qr(
-                qr.to_url(),
-                SoftwareAuthenticator(verifies_user=True, approve=approve_all),
-                advertiser,
-                server.url,
-                timeout=10,
-            )
+            answer_qr(qr.to_url(), verifying_phone(), advertiser, server.url, timeout=10)
         )
         eid = await _find_phone(radio, qr)
         tunnel = await Tunnel.open_connect(
