@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from .hub import CableConnection, Hub
+from .connection import CableConnection
+from .hub import Hub
 from .tunnel import Ending, Flow, Tunnel
 
 

@@ -13,7 +13,8 @@ from typing import Self
 from websockets.asyncio.server import Server, serve
 
 from .config import ServerConfig, ServerConfigError
-from .hub import Hub, connection_class, select_subprotocol
+from .connection import connection_class
+from .hub import Hub, select_subprotocol
 from .logs import log_event
 from .relay import Relay
 
@@ -122,8 +123,7 @@ class TunnelServer:
         try:
             self._server = await serve(
                 Relay(hub),  # type: ignore[arg-type]  # websockets passes our connection class
-                sock=sock,
-                ssl=tls,
+                sock=sock,  # TLS is done per connection, after admission (connection.py)
                 compression=None,
                 subprotocols=None,
                 select_subprotocol=select_subprotocol,
@@ -137,7 +137,7 @@ class TunnelServer:
                 max_size=config.max_message_size,
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
-                create_connection=connection_class(hub),
+                create_connection=connection_class(hub, tls),
             )
         except BaseException:
             sock.close()
