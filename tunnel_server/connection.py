@@ -80,10 +80,14 @@ class CableConnection(ServerConnection):
         # An EOF before the WebSocket handshake: returning None closes the transport.
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
         if self._upgraded:
             super().connection_lost(exc)
+        self._gone()
+
+    def _gone(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self.hub.release(self)
 
     # -- before the WebSocket handshake ----------------------------------------------------
@@ -121,11 +125,12 @@ class CableConnection(ServerConnection):
                 server_side=True,
                 ssl_handshake_timeout=self.hub.config.handshake_timeout,
             )
-        except (OSError, ssl.SSLError, ConnectionError, TimeoutError, RuntimeError):
-            raw.abort()  # connection_lost follows and releases the connection
-            return
+        except Exception:  # whatever broke the TLS handshake, the client is dropped
+            tls = None
         if tls is None or self.refused or tls.is_closing():
+            # asyncio does not call connection_lost for a connection lost mid-handshake.
             raw.abort()
+            self._gone()
             return
         self._upgrade(tls, b"".join(self._early))
         self._early.clear()

@@ -291,6 +291,7 @@ class Hub(Admission):
         if tunnel.ending is not None:
             return
         tunnel.ending = ending
+        tunnel.held = None  # nobody will read them now
         if tunnel.timer is not None:
             tunnel.timer.cancel()
             tunnel.timer = None

@@ -55,6 +55,8 @@ class Relay:
         limit = self._max_messages
         while True:
             message = await recv()
+            if tunnel.ending is not None:
+                return  # ended while this side waited: drop the message and stop reading
             if type(message) is not bytes:
                 self._hub.end(
                     tunnel,

@@ -12,7 +12,7 @@ from typing import Self
 
 from websockets.asyncio.server import Server, serve
 
-from .config import ServerConfig, ServerConfigError
+from .config import FD_HEADROOM, ServerConfig, ServerConfigError, open_file_limit
 from .connection import connection_class
 from .hub import Hub, select_subprotocol
 from .logs import log_event
@@ -68,6 +68,21 @@ def _listening_socket(host: str, port: int) -> socket.socket:
         if hasattr(socket, name):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     return sock
+
+
+def _warn_if_files_run_short(config: ServerConfig) -> None:
+    """Every tunnel holds two connections; say which number to raise if they cannot fit."""
+    limit = open_file_limit()
+    needed = 2 * config.max_tunnels + FD_HEADROOM
+    if limit is not None and limit < needed:
+        log_event(
+            logging.WARNING,
+            "open_file_limit_too_low",
+            open_file_limit=limit,
+            needed=needed,
+            advice=f"raise the open-file limit (ulimit -n, systemd LimitNOFILE) to {needed}, "
+            f"or lower --max-tunnels to {max(1, (limit - FD_HEADROOM) // 2)}",
+        )
 
 
 class TunnelServer:
@@ -145,6 +160,7 @@ class TunnelServer:
         self._hub = hub
         self._port = int(sock.getsockname()[1])
         log_event(logging.INFO, "server_started", url=self.url, routing_id=config.routing_id)
+        _warn_if_files_run_short(config)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let joined tunnels finish for `grace` seconds, then close the rest."""
