@@ -216,5 +216,8 @@ def test_metrics_allow_defaults_to_loopback_and_checks_cidrs() -> None:
         ServerConfig(metrics_allow=("10.0.0.0/8", "bogus"))
     with pytest.raises(ServerConfigError, match="--trusted-proxies"):
         ServerConfig(trusted_proxies=("300.1.1.1",))
+    with pytest.raises(ServerConfigError, match=r"--trusted-proxies 127\.0\.0\.1/32"):
+        ServerConfig(proxy_protocol=True, trusted_proxies=())
+    assert ServerConfig(metrics_allow=()).metrics_networks == ()  # /metrics off for everyone
     with pytest.raises(ServerConfigError, match="terminate TLS at the proxy"):
         ServerConfig(proxy_protocol=True, tls_cert="c.pem", tls_key="k.pem")
