@@ -254,12 +254,15 @@ class SoftwareSecurityKey:
         if options:
             core_params[options_key] = options
 
+        touched: list[bool] = []
+
         def confirm_presence() -> None:
             self._wait_for_touch(command)
+            touched.append(True)
 
         action = self._core.make_credential if make_credential else self._core.get_assertion
         response = action(core_params, user_verified, confirm_presence)
-        if user_verified:
+        if user_verified and touched:  # a silent (up=false) pre-flight does not spend the token
             self.client_pin.consume_token_permissions()
         return response
 

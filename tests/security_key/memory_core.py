@@ -45,8 +45,9 @@ class MemoryCore:
         self.calls: list[tuple[str, dict[Any, Any], bool]] = []
 
     @staticmethod
-    def _flags(user_verified: bool) -> AuthenticatorData.FLAG:
-        return FLAG.UP | FLAG.UV if user_verified else FLAG.UP
+    def _flags(user_verified: bool, user_present: bool = True) -> AuthenticatorData.FLAG:
+        flags = FLAG.UP if user_present else FLAG(0)
+        return flags | FLAG.UV if user_verified else flags
 
     def make_credential(
         self, params: dict[Any, Any], user_verified: bool, confirm_presence: PresenceCheck
@@ -86,11 +87,13 @@ class MemoryCore:
         ]
         if not matches:
             raise CtapStatusError(CtapStatus.NO_CREDENTIALS)
-        confirm_presence()
+        present = params.get(5, {}).get("up", True)  # up=false: a platform's silent pre-flight
+        if present:
+            confirm_presence()
         credential = matches[-1]
         credential.sign_count += 1
         auth_data = AuthenticatorData.create(
-            sha256(rp_id.encode()), self._flags(user_verified), credential.sign_count
+            sha256(rp_id.encode()), self._flags(user_verified, present), credential.sign_count
         )
         signature = credential.private_key.sign(
             auth_data + client_data_hash, ec.ECDSA(hashes.SHA256())

@@ -23,31 +23,7 @@ from hybrid.authenticator.security_key_hid import (
 )
 from hybrid.ctap import CtapStatus
 from tests.security_key.memory_core import MemoryCore
-
-
-def init_channel(connection: VirtualHidConnection) -> int:
-    nonce = os.urandom(8)
-    connection.write_packet(frame_message(BROADCAST_CID, CTAPHID.INIT, nonce)[0])
-    reply = connection.read_packet()
-    assert reply[:7] == struct.pack(">IBH", BROADCAST_CID, 0x80 | CTAPHID.INIT, 17)
-    assert reply[7:15] == nonce
-    cid: int = struct.unpack_from(">I", reply, 15)[0]
-    return cid
-
-
-def read_reply(connection: VirtualHidConnection) -> tuple[int, int, bytes]:
-    """(cid, cmd, first packet payload) of the next non-keepalive reply."""
-    while True:
-        packet = connection.read_packet()
-        cid, cmd, length = struct.unpack_from(">IBH", packet)
-        if cmd != 0x80 | CTAPHID.KEEPALIVE:
-            return cid, cmd & 0x7F, packet[7 : 7 + length]
-
-
-def hid_error(connection: VirtualHidConnection) -> tuple[int, HidError]:
-    cid, cmd, payload = read_reply(connection)
-    assert cmd == CTAPHID.ERROR
-    return cid, HidError(payload[0])
+from tests.security_key.raw_hid import hid_error, init_channel, read_reply
 
 
 @pytest.fixture
