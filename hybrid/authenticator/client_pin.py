@@ -188,8 +188,11 @@ class ClientPinAuthenticator:
 
     def handle(self, params: dict[Any, Any]) -> dict[int, Any]:
         """Answer one authenticatorClientPIN request map; raises `CtapStatusError`."""
-        protocol = _field(params, 1, int, "pinUvAuthProtocol")
         subcommand = _field(params, 2, int, "subCommand")
+        if subcommand == ClientPinCommand.GET_PIN_RETRIES and 1 not in params:
+            protocol = PIN_PROTOCOL  # CTAP 2.1 lets getPINRetries omit the protocol
+        else:
+            protocol = _field(params, 1, int, "pinUvAuthProtocol")
         if protocol != PIN_PROTOCOL:
             raise _fail(CtapStatus.INVALID_PARAMETER, "only PIN/UV auth protocol 2 is supported")
         if subcommand == ClientPinCommand.GET_PIN_RETRIES:
@@ -268,9 +271,9 @@ class ClientPinAuthenticator:
     def _check_pin(self, shared: bytes, pin_hash_enc: bytes) -> None:
         """Spend one retry, then compare; a match restores all retries (CTAP 2.1 §6.5.5.7)."""
         assert self._pin_hash is not None  # _check_not_blocked ran first
-        self._retries -= 1
         if len(pin_hash_enc) != 2 * _IV_LENGTH:
             raise _fail(CtapStatus.INVALID_PARAMETER, "pinHashEnc must be IV plus one block")
+        self._retries -= 1
         if hmac.compare_digest(decrypt(shared, pin_hash_enc), self._pin_hash):
             self._retries = MAX_PIN_RETRIES
             self._mismatches = 0

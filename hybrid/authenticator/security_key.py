@@ -135,6 +135,15 @@ class SoftwareSecurityKey:
         """Pull the key out mid-whatever: every read and write now fails with OSError."""
         self.hid.unplug()
 
+    def replug(self) -> None:
+        """Unplug and plug back in: a power cycle (new channels, key agreement key and token).
+
+        PIN retries survive it; a PIN entry blocked by three wrong PINs in a row is open again.
+        """
+        self.hid.unplug()
+        self.client_pin.power_cycle()
+        self.hid = VirtualCtapHid(self)
+
     def close(self) -> None:
         self.hid.close()
 

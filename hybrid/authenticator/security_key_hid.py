@@ -38,6 +38,8 @@ _INIT_HEADER: Final = 7  # CID(4) CMD(1) BCNT(2)
 _CONT_HEADER: Final = 5  # CID(4) SEQ(1)
 MAX_MESSAGE_SIZE: Final = REPORT_SIZE - _INIT_HEADER + 128 * (REPORT_SIZE - _CONT_HEADER)
 KEEPALIVE_INTERVAL: Final = 0.1
+#: How long a half-sent message may wait for its next packet before it is dropped (MSG_TIMEOUT).
+MESSAGE_TIMEOUT: Final = 0.5
 CTAPHID_PROTOCOL_VERSION: Final = 2
 DEVICE_VERSION: Final = (0, 1, 0)
 CAPABILITIES: Final = CAPABILITY.WINK | CAPABILITY.CBOR | CAPABILITY.NMSG
@@ -106,6 +108,7 @@ class _Assembly:
     cmd: int
     length: int
     data: bytearray
+    started: float
     next_seq: int = 0
 
 
@@ -137,8 +140,9 @@ class VirtualHidConnection(CtapHidConnection):
 class VirtualCtapHid:
     """The CTAPHID transport of one virtual key, in front of a synchronous `CtapHandler`."""
 
-    def __init__(self, handler: CtapHandler) -> None:
+    def __init__(self, handler: CtapHandler, message_timeout: float = MESSAGE_TIMEOUT) -> None:
         self._handler = handler
+        self._message_timeout = message_timeout
         self._cond = threading.Condition()
         self._connections: list[VirtualHidConnection] = []
         self._channels: set[int] = set()
@@ -227,6 +231,10 @@ class VirtualCtapHid:
 
     def _receive(self, packet: bytes) -> None:
         (cid,) = struct.unpack_from(">I", packet)
+        stale = self._assembly
+        if stale is not None and time.monotonic() - stale.started > self._message_timeout:
+            self._assembly = None  # its sender went quiet: free the key for everyone else
+            self._error(stale.cid, HidError.MSG_TIMEOUT)
         if not packet[4] & TYPE_INIT:
             self._continue(cid, packet[4], packet[_CONT_HEADER:])
             return
@@ -250,7 +258,7 @@ class VirtualCtapHid:
         elif length > MAX_MESSAGE_SIZE:
             self._error(cid, HidError.INVALID_LEN)
         else:
-            self._assembly = _Assembly(cid, cmd, length, bytearray(data))
+            self._assembly = _Assembly(cid, cmd, length, bytearray(data), time.monotonic())
             self._complete_if_whole()
 
     def _continue(self, cid: int, seq: int, data: bytes) -> None:

@@ -78,7 +78,7 @@ def test_set_change_pin_and_tokens(ctap2: Ctap2) -> None:
     assert pins.get_pin_retries() == (8, False)
 
 
-def test_three_wrong_pins_block_until_power_cycle_and_eight_block_for_good(
+def test_three_wrong_pins_block_until_replugged_and_eight_block_for_good(
     key: SoftwareSecurityKey, ctap2: Ctap2
 ) -> None:
     pins = pin_client(ctap2)
@@ -94,23 +94,47 @@ def test_three_wrong_pins_block_until_power_cycle_and_eight_block_for_good(
     assert status_of(blocked) == CtapStatus.PIN_AUTH_BLOCKED
     assert pins.get_pin_retries() == (5, True)
 
-    key.client_pin.power_cycle()
+    key.replug()
+    pins = pin_client(Ctap2(key.open_device()))
+    assert pins.get_pin_retries() == (5, False)  # retries survive the power cycle
     assert len(pins.get_pin_token(PIN, MC, RP)) == 32
     assert pins.get_pin_retries() == (8, False)
 
     statuses = []
     for attempt in range(8):
         if attempt % 3 == 0:
-            key.client_pin.power_cycle()
+            key.replug()
+            pins = pin_client(Ctap2(key.open_device()))
         with pytest.raises(CtapError) as wrong:
             pins.get_pin_token("0000", MC, RP)
         statuses.append(status_of(wrong))
     assert statuses[-1] == CtapStatus.PIN_BLOCKED
-    key.client_pin.power_cycle()
+    key.replug()
+    pins = pin_client(Ctap2(key.open_device()))
     with pytest.raises(CtapError) as dead:
         pins.get_pin_token(PIN, MC, RP)
     assert status_of(dead) == CtapStatus.PIN_BLOCKED
     assert pins.get_pin_retries()[0] == 0
+
+
+def test_get_pin_retries_may_omit_the_protocol(ctap2: Ctap2) -> None:
+    assert ctap2.send_cbor(Ctap2.CMD.CLIENT_PIN, {2: 1}) == {3: 8, 4: False}
+
+
+def test_malformed_pin_hash_costs_no_retry(key: SoftwareSecurityKey, ctap2: Ctap2) -> None:
+    pin_client(ctap2).set_pin(PIN)
+    protocol: Any = PinProtocolV2()
+    agreement = ctap2.client_pin(2, client_pin.ClientPinCommand.GET_KEY_AGREEMENT)[1]
+    platform_key, _ = protocol.encapsulate(CoseKey.parse(agreement))
+    with pytest.raises(CtapError) as short:
+        ctap2.client_pin(
+            2,
+            client_pin.ClientPinCommand.GET_PIN_TOKEN,
+            key_agreement=platform_key,
+            pin_hash_enc=bytes(16),
+        )
+    assert status_of(short) == CtapStatus.INVALID_PARAMETER
+    assert key.client_pin.retries == 8
 
 
 def raw_set_pin_parts(ctap2: Ctap2, pin: str) -> dict[str, Any]:
