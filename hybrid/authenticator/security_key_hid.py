@@ -322,6 +322,8 @@ class VirtualCtapHid:
             self._error(cid, HidError.INVALID_CMD)
 
     def _start(self, cid: int, request: bytes) -> None:
+        if self._worker is not None:
+            self._worker.join()  # it already answered; this only reaps the finished thread
         running = _Running(cid, HidCommand())
         self._running = running
         self._worker = threading.Thread(
