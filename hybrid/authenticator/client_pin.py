@@ -163,7 +163,10 @@ class _Token:
 class ClientPinAuthenticator:
     """The clientPin state machine of one security key (PIN protocol 2)."""
 
-    def __init__(self, pin: str | None = None) -> None:
+    def __init__(
+        self, pin: str | None = None, token_lifetime: float = TOKEN_LIFETIME_SECONDS
+    ) -> None:
+        self._token_lifetime = token_lifetime
         self._pin_hash: bytes | None = None
         self._retries = MAX_PIN_RETRIES
         self.power_cycle()
@@ -297,7 +300,7 @@ class ClientPinAuthenticator:
         token = self._token
         if token is None or not verify(token.value, client_data_hash, auth_param):
             raise _fail(CtapStatus.PIN_AUTH_INVALID, "pinUvAuthParam does not verify")
-        if time.monotonic() - token.issued_at > TOKEN_LIFETIME_SECONDS:
+        if time.monotonic() - token.issued_at > self._token_lifetime:
             self._token = None
             raise _fail(CtapStatus.PIN_AUTH_INVALID, "the pinUvAuthToken has expired")
         if not token.permissions & permission:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -293,3 +294,20 @@ def test_initial_pin_and_peer_key_validation() -> None:
             {3: {1: 2, -1: 2, -2: foreign.x.to_bytes(48, "big"), -3: foreign.y.to_bytes(48, "big")}}
         )
     assert wrong_curve.value.status == CtapStatus.INVALID_PARAMETER
+
+
+def test_tokens_expire() -> None:
+    """The pure state machine, with python-fido2's client side as the peer and no HID at all."""
+    auth = client_pin.ClientPinAuthenticator(PIN, token_lifetime=0.05)
+    peer: Any = PinProtocolV2()
+    agreement = auth.handle({1: 2, 2: client_pin.ClientPinCommand.GET_KEY_AGREEMENT})[1]
+    platform_key, shared = peer.encapsulate(CoseKey.parse(agreement))
+    pin_hash_enc = peer.encrypt(shared, client_pin.pin_hash(PIN.encode()))
+    response = auth.handle({1: 2, 2: 9, 3: platform_key, 6: pin_hash_enc, 9: int(GA), 10: RP})
+    token = peer.decrypt(shared, response[2])
+    param = peer.authenticate(token, CDH)
+    assert auth.verify_request(CDH, param, client_pin.Permission.GET_ASSERTION, RP)
+    time.sleep(0.1)
+    with pytest.raises(CtapStatusError) as expired:
+        auth.verify_request(CDH, param, client_pin.Permission.GET_ASSERTION, RP)
+    assert expired.value.status == CtapStatus.PIN_AUTH_INVALID
