@@ -143,7 +143,7 @@ def _new_pin_hash(padded_pin: bytes) -> bytes:
     except UnicodeDecodeError as exc:
         raise _fail(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is not UTF-8") from exc
     if code_points < MIN_PIN_LENGTH or len(pin) == PADDED_PIN_LENGTH:
-        raise _fail(CtapStatus.PIN_POLICY_VIOLATION, "the PIN must be 4 to 63 bytes long")
+        raise _fail(CtapStatus.PIN_POLICY_VIOLATION, "use 4 to 63 characters")
     return pin_hash(pin)
 
 
@@ -161,7 +161,11 @@ class _Token:
 
 
 class ClientPinAuthenticator:
-    """The clientPin state machine of one security key (PIN protocol 2)."""
+    """The clientPin state machine of one security key (PIN protocol 2).
+
+    `pin` presets a PIN (a `CtapStatusError` PIN_POLICY_VIOLATION if it breaks the policy);
+    `token_lifetime` bounds how long a pinUvAuthToken may be used, in seconds.
+    """
 
     def __init__(
         self, pin: str | None = None, token_lifetime: float = TOKEN_LIFETIME_SECONDS

@@ -55,9 +55,11 @@ class CredentialCore(Protocol):
 
     `params` is the request's CBOR map with the PIN fields (pinUvAuthParam/Protocol) and the
     `uv` option already removed: the key has checked them. `user_verified` is True only when a
-    PIN token verified. The core calls `confirm_presence()` before it signs or creates anything,
-    sets the UP flag after it returned and the UV flag only if `user_verified`, and returns the
-    response map or raises `CtapStatusError`.
+    PIN token verified. The core calls `confirm_presence()` before it signs or creates anything
+    (unless a getAssertion says `up: false`, as python-fido2's silent allow-list pre-flight
+    does), sets the UP flag only after it returned and the UV flag only if `user_verified`, and
+    returns the response map or raises `CtapStatusError`. The key advertises `rk: true`, so the
+    core must answer a getAssertion without allowList from its discoverable credentials.
     """
 
     @property
