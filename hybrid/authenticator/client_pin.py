@@ -143,7 +143,8 @@ def _new_pin_hash(padded_pin: bytes) -> bytes:
     except UnicodeDecodeError as exc:
         raise _fail(CtapStatus.PIN_POLICY_VIOLATION, "the PIN is not UTF-8") from exc
     if code_points < MIN_PIN_LENGTH or len(pin) == PADDED_PIN_LENGTH:
-        raise _fail(CtapStatus.PIN_POLICY_VIOLATION, "use 4 to 63 characters")
+        why = "a PIN needs at least 4 characters and at most 63 bytes"
+        raise _fail(CtapStatus.PIN_POLICY_VIOLATION, why)
     return pin_hash(pin)
 
 
