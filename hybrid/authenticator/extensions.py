@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Final, TypeVar
 
+from fido2.utils import websafe_decode, websafe_encode
+
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
 from hybrid.webauthn.extensions import (
@@ -58,6 +60,25 @@ class LargeBlob:
 
     compressed: bytes
     original_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The store's form: `{"data": base64url, "originalSize": n}`."""
+        return {"data": websafe_encode(self.compressed), "originalSize": self.original_size}
+
+    @classmethod
+    def from_json(cls, data: Any) -> LargeBlob:
+        """Parse and re-check a stored blob; raises ValueError/TypeError/KeyError if odd."""
+        if not isinstance(data, dict) or not isinstance(data["data"], str):
+            raise TypeError("largeBlob entry is not an object with base64url data")
+        blob = cls(websafe_decode(data["data"]), data["originalSize"])
+        if not isinstance(blob.original_size, int) or isinstance(blob.original_size, bool):
+            raise TypeError("largeBlob originalSize is not an integer")
+        if (
+            len(blob.compressed) > MAX_LARGE_BLOB_BYTES
+            or decompress_blob(blob.compressed, blob.original_size) is None
+        ):
+            raise ValueError("largeBlob does not inflate to its originalSize")
+        return blob
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 from typing import Any, cast
 
@@ -361,3 +362,19 @@ def test_prf_results_match_the_spec_from_the_sites_input() -> None:
     expected = hmac.new(SECRET, hashlib.sha256(b"WebAuthn PRF\x00k").digest(), hashlib.sha256)
     assert answer.unsigned_outputs()["prf"]["results"]["first"] == expected.digest()
     assert prf_salt(b"k") == hashlib.sha256(b"WebAuthn PRF\x00k").digest()
+
+
+def test_large_blob_store_form_round_trips_and_refuses_damage() -> None:
+    blob = LargeBlob(fido2_compress(b"notes" * 50), 250)
+    assert LargeBlob.from_json(json.loads(json.dumps(blob.to_json()))) == blob
+    damaged: list[Any] = [
+        None,
+        {"data": 5, "originalSize": 250},
+        {"data": websafe_encode(blob.compressed), "originalSize": "250"},
+        {"data": websafe_encode(blob.compressed), "originalSize": 251},
+        {"data": websafe_encode(b"\x00" * (MAX_LARGE_BLOB_BYTES + 1)), "originalSize": 1},
+        {"data": websafe_encode(blob.compressed)},
+    ]
+    for entry in damaged:
+        with pytest.raises((ValueError, TypeError, KeyError)):
+            LargeBlob.from_json(entry)

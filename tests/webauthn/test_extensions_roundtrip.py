@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hybrid.authenticator import extensions as phone
 from hybrid.ctap import decode_cbor_map
+from hybrid.webauthn import parse_creation_options, parse_request_options
 from hybrid.webauthn.extensions import (
     authentication_client_outputs,
     authentication_ctap_extensions,
@@ -158,4 +159,41 @@ def test_large_blob_round_trip_through_both_sides(data: bytes) -> None:
     answered = phone.assert_with(on_phone_read, CRED_A, prf_secret=None, large_blob=stored, uv=True)
     assert authentication_client_outputs(read, _over_the_wire(answered.unsigned_outputs(), 8)) == {
         "largeBlob": {"blob": B64(data)}
+    }
+
+
+def test_wiring_from_parsed_site_options_as_prepare_will_do_it() -> None:
+    """prepare.py's parsed options carry extensions as raw JSON and fido2's string enums."""
+    options = parse_creation_options(
+        {
+            "rp": {"id": "example.com", "name": "Example"},
+            "user": {"id": B64(b"user"), "name": "alice"},
+            "challenge": B64(b"c" * 32),
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+            "authenticatorSelection": {"requireResidentKey": True},
+            "extensions": {"credProps": True, "prf": {"eval": {"first": B64(b"k")}}},
+        }
+    )
+    selection = options.authenticator_selection
+    assert selection is not None
+    parsed = parse_registration_extensions(
+        options.extensions,
+        resident_key=selection.resident_key,
+        user_verification=selection.user_verification,
+    )
+    assert parsed.cred_props and parsed.cred_protect == 3  # Chromium's default for this case
+    ctap = registration_ctap_extensions(parsed, OUR_PHONE, resident_key=True)
+    assert ctap == {"prf": {"eval": {"first": prf_salt(b"k")}}, "credProtect": 3}
+
+    request = parse_request_options(
+        {
+            "challenge": B64(b"c" * 32),
+            "allowCredentials": [{"type": "public-key", "id": B64(CRED_A)}],
+            "extensions": {"prf": {"evalByCredential": {B64(CRED_A): {"first": B64(b"k")}}}},
+        }
+    )
+    allow = tuple(bytes(d.id) for d in request.allow_credentials or ())
+    get = parse_authentication_extensions(request.extensions, allow)
+    assert authentication_ctap_extensions(get, OUR_PHONE) == {
+        "prf": {"evalByCredential": {CRED_A: {"first": prf_salt(b"k")}}}
     }
