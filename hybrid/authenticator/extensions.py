@@ -21,12 +21,12 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from fido2.utils import websafe_decode, websafe_encode
 
+from hybrid.authenticator.requests import _fail, _typed  # the request parser's own checks
 from hybrid.ctap import CtapStatus
-from hybrid.errors import CtapStatusError
 from hybrid.webauthn.extensions import (
     CRED_PROTECT,
     LARGE_BLOB,
@@ -42,8 +42,6 @@ PRF_SECRET_LENGTH: Final = 32
 PRF_SALT_LENGTH: Final = 32
 MIN_LARGE_BLOB_BYTES: Final = 1024
 MAX_LARGE_BLOB_BYTES: Final = 2048
-
-_T = TypeVar("_T")
 
 
 class CredProtect(IntEnum):
@@ -146,16 +144,6 @@ class AssertionResult:
         elif self.large_blob_to_store is not None:
             outputs[LARGE_BLOB] = {"written": stored}
         return outputs
-
-
-def _fail(status: CtapStatus, why: str) -> CtapStatusError:
-    return CtapStatusError(status, f"{status.name}: {why}")
-
-
-def _typed(value: Any, kind: type[_T], what: str) -> _T:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _fail(CtapStatus.CBOR_UNEXPECTED_TYPE, f"{what} must be {kind.__name__}")
-    return value
 
 
 def _extension_map(value: Any) -> dict[str, Any]:
