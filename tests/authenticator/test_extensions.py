@@ -13,11 +13,14 @@ import os
 from typing import Any, cast
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from fido2 import cbor
+from fido2.cose import ES256
 from fido2.ctap2 import blob as fido2_blob
-from fido2.ctap2.base import Info
+from fido2.ctap2.base import AttestationResponse, Info
 from fido2.ctap2.extensions import CredProtectExtension
-from fido2.utils import websafe_encode
+from fido2.utils import sha256, websafe_encode
+from fido2.webauthn import Aaguid, AttestedCredentialData, AuthenticatorData
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -378,3 +381,28 @@ def test_large_blob_store_form_round_trips_and_refuses_damage() -> None:
     for entry in damaged:
         with pytest.raises((ValueError, TypeError, KeyError)):
             LargeBlob.from_json(entry)
+
+
+def test_registration_outputs_fit_a_makecredential_response_fido2_parses() -> None:
+    """Signed outputs go in authData (ED flag), unsigned ones in response key 6."""
+    result = register(
+        MakeCredentialExtensions(True, PrfSalts(SALT_1), CredProtect.UV_REQUIRED), SECRET
+    )
+    key = ES256.from_cryptography_key(ec.generate_private_key(ec.SECP256R1()).public_key())  # type: ignore[no-untyped-call]
+    flags = AuthenticatorData.FLAG
+    auth_data = AuthenticatorData.create(
+        sha256(b"example.com"),
+        flags.UP | flags.UV | flags.AT | flags.ED,
+        0,
+        AttestedCredentialData.create(Aaguid.NONE, CRED_A, key),
+        result.authenticator_extensions,
+    )
+    body = cbor.encode({1: "none", 2: auth_data, 3: {}, 6: result.unsigned_outputs})
+    parsed = AttestationResponse.from_dict(decode_cbor_map(body))
+    assert parsed.auth_data.extensions == {"credProtect": 3}
+    assert parsed.unsigned_extension_outputs == {
+        "prf": {
+            "enabled": True,
+            "results": {"first": evaluate_prf(SECRET, PrfSalts(SALT_1))["first"]},
+        }
+    }
