@@ -48,7 +48,6 @@ from hybrid.webauthn.extensions import (
     authentication_client_outputs,
     authentication_ctap_extensions,
     parse_authentication_extensions,
-    prf_salt,
 )
 
 SALT_1, SALT_2 = b"\x11" * 32, b"\x22" * 32
@@ -355,16 +354,6 @@ def test_phone_answers_python_fido2_compressed_writes_the_desktop_can_read() -> 
     assert authentication_client_outputs(read, outputs) == {
         "largeBlob": {"blob": websafe_encode(data)}
     }
-
-
-def test_prf_results_match_the_spec_from_the_sites_input() -> None:
-    """PRF(site input) = HMAC-SHA256(secret, SHA-256("WebAuthn PRF" || 0 || input))."""
-    asked = parse_authentication_extensions({"prf": {"eval": {"first": websafe_encode(b"k")}}})
-    on_phone = parse_get_assertion_extensions(authentication_ctap_extensions(asked, ["prf"]), None)
-    answer = assert_with(on_phone, CRED_A, prf_secret=SECRET, large_blob=None, uv=True)
-    expected = hmac.new(SECRET, hashlib.sha256(b"WebAuthn PRF\x00k").digest(), hashlib.sha256)
-    assert answer.unsigned_outputs()["prf"]["results"]["first"] == expected.digest()
-    assert prf_salt(b"k") == hashlib.sha256(b"WebAuthn PRF\x00k").digest()
 
 
 def test_large_blob_store_form_round_trips_and_refuses_damage() -> None:

@@ -1,8 +1,7 @@
 """Desktop extensions: JSON validation, the CTAP map per phone getInfo, clientExtensionResults.
 
-Cross-checked against python-fido2 where it overlaps (PRF salt, credProtect policy names, raw
-DEFLATE of large blobs, the PRF output JSON types) and against a real phone getInfo (Android
-Chrome, test vector I1), and run end to end against the phone-side module.
+Cross-checked against python-fido2 (PRF salt, credProtect policy names, raw DEFLATE of large
+blobs, PRF output JSON types) and a real phone's getInfo (Android Chrome, test vector I1).
 """
 
 from __future__ import annotations
@@ -83,9 +82,6 @@ def reg(
     return parse_registration_extensions(extensions, resident_key=rk, user_verification=uv)
 
 
-# --- PRF salts and blob compression, against python-fido2 ---------------------------------
-
-
 @given(st.binary(max_size=200))
 def test_prf_salt_matches_fido2_and_the_spec(value: bytes) -> None:
     assert prf_salt(value) == fido2_prf_salt(value)
@@ -114,9 +110,6 @@ def test_blob_compression_is_raw_deflate_like_fido2(data: bytes) -> None:
 )
 def test_decompress_refuses_anything_but_one_exact_stream(blob: bytes, size: int) -> None:
     assert decompress_blob(blob, size) is None
-
-
-# --- validation of the site's JSON ----------------------------------------------------------
 
 
 def test_no_extensions_and_unknown_ones_are_ignored() -> None:
@@ -240,9 +233,6 @@ def test_padding_is_tolerated_in_base64url_inputs() -> None:
     assert parsed.prf is not None and parsed.prf.eval == PrfValues(b"a")
 
 
-# --- the CTAP map for a given phone ---------------------------------------------------------
-
-
 def test_android_phone_gets_prf_and_nothing_it_does_not_list() -> None:
     assert "prf" in ANDROID_INFO.extensions and "credProtect" not in ANDROID_INFO.extensions
     parsed = reg(
@@ -326,9 +316,6 @@ def test_assertion_map_carries_eval_by_credential_and_compressed_writes() -> Non
         authentication_ctap_extensions(parse_authentication_extensions({"prf": {}}), OUR_PHONE)
         == {}
     )
-
-
-# --- outputs → clientExtensionResults -------------------------------------------------------
 
 
 def test_registration_outputs_serialise_like_fido2s_types() -> None:
