@@ -56,7 +56,7 @@ class CredProtect(IntEnum):
 class LargeBlob:
     """A credential's large blob as stored and sent: raw DEFLATE plus its inflated size."""
 
-    compressed: bytes
+    compressed: bytes = field(repr=False)  # may hold secrets: kept out of logs
     original_size: int
 
     def to_json(self) -> dict[str, Any]:
@@ -122,14 +122,14 @@ class RegistrationResult:
 
     cred_protect: CredProtect
     authenticator_extensions: dict[str, Any]
-    unsigned_outputs: dict[str, Any]
+    unsigned_outputs: dict[str, Any] = field(repr=False)  # PRF results are key material
 
 
 @dataclass(frozen=True)
 class AssertionResult:
     """What to answer for one credential; `large_blob_to_store` must be persisted first."""
 
-    prf_results: dict[str, bytes] | None = None
+    prf_results: dict[str, bytes] | None = field(default=None, repr=False)  # key material
     large_blob_read: LargeBlob | None = None
     large_blob_to_store: LargeBlob | None = None
 

@@ -19,7 +19,7 @@ import logging
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -106,7 +106,7 @@ class AuthenticationExtensions:
 
     prf: PrfInputs | None = None
     large_blob_read: bool = False
-    large_blob_write: bytes | None = None
+    large_blob_write: bytes | None = field(default=None, repr=False)
 
 
 def prf_salt(value: bytes) -> bytes:

@@ -359,6 +359,12 @@ def test_phone_answers_python_fido2_compressed_writes_the_desktop_can_read() -> 
 def test_large_blob_store_form_round_trips_and_refuses_damage() -> None:
     blob = LargeBlob(fido2_compress(b"notes" * 50), 250)
     assert LargeBlob.from_json(json.loads(json.dumps(blob.to_json()))) == blob
+    assert "notes" not in repr(LargeBlob(b"notes", 5))  # blobs and PRF outputs stay out of logs
+    output = evaluate_prf(SECRET, PrfSalts(SALT_1))["first"]
+    registered = register(MakeCredentialExtensions(True, PrfSalts(SALT_1)), SECRET)
+    assert output.hex() not in repr(registered).encode().hex() and repr(output) not in repr(
+        registered
+    )
     damaged: list[Any] = [
         None,
         {"data": 5, "originalSize": 250},
