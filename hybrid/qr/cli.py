@@ -13,7 +13,7 @@ from typing import Any, Final, TextIO
 
 from fido2.utils import websafe_encode
 
-from hybrid.client import HybridClient
+from hybrid.desktop import HybridClient
 from hybrid.errors import (
     BluetoothUnavailable,
     CeremonyTimeout,

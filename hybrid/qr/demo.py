@@ -23,7 +23,7 @@ from fido2.webauthn import (
 
 from hybrid.authenticator import SoftwareAuthenticator
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
-from hybrid.client import HybridClient
+from hybrid.desktop import HybridClient
 from hybrid.errors import HybridError
 from hybrid.qr.render import render_terminal
 from hybrid.status import Status

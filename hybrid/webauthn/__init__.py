@@ -3,7 +3,8 @@
 Typical use over a hybrid tunnel::
 
     prepared = prepare_get_assertion(options_json, "https://example.com")
-    reply = await tunnel.transact(prepared.ctap_request)   # status ‖ CBOR from the phone
+    request = prepared.ctap_request_for(session.info)    # once the phone's getInfo is in
+    reply = await session.transact(request)               # status ‖ CBOR from the phone
     credential_json = finish_get_assertion(prepared, reply)
 """
 

@@ -12,7 +12,7 @@ from hybrid.authenticator import SoftwareAuthenticator, answer_qr
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.client import HybridClient
+from hybrid.desktop import HybridClient
 from hybrid.webauthn import UnknownCredential
 from tunnel_server import ServerConfig, TunnelServer
 

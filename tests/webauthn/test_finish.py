@@ -38,6 +38,7 @@ from hybrid.webauthn import (
     prepare_get_assertion,
     prepare_make_credential,
 )
+from tests.conftest import PHONE_INFO
 
 ORIGIN = "https://example.com"
 CREATION = {
@@ -116,8 +117,8 @@ def _prepared_get(**changes: Any) -> PreparedRequest:
 async def _real_reply(prepared: PreparedRequest) -> tuple[SoftwareAuthenticator, bytes]:
     auth = SoftwareAuthenticator()
     registration = prepare_make_credential(CREATION, ORIGIN)
-    assert (await auth.handle_ctap(registration.ctap_request))[0] == 0
-    return auth, await auth.handle_ctap(prepared.ctap_request)
+    assert (await auth.handle_ctap(registration.ctap_request_for(PHONE_INFO)))[0] == 0
+    return auth, await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
 
 
 DROP = object()
@@ -165,7 +166,7 @@ async def test_reply_for_another_site_is_refused() -> None:
 async def test_credential_outside_the_allow_list_is_refused() -> None:
     prepared = _prepared_get(allowCredentials=[{"type": "public-key", "id": "b3RoZXI"}])
     auth, _ = await _real_reply(prepared)
-    discoverable = await auth.handle_ctap(_prepared_get().ctap_request)
+    discoverable = await auth.handle_ctap(_prepared_get().ctap_request_for(PHONE_INFO))
     with pytest.raises(ProtocolError, match="did not ask for"):
         finish_get_assertion(prepared, discoverable)
 
@@ -179,14 +180,14 @@ async def test_discoverable_reply_without_user_is_refused() -> None:
 
 async def test_attestation_is_stripped_unless_asked_for() -> None:
     prepared = prepare_make_credential(CREATION, ORIGIN)
-    reply = await SoftwareAuthenticator().handle_ctap(prepared.ctap_request)
+    reply = await SoftwareAuthenticator().handle_ctap(prepared.ctap_request_for(PHONE_INFO))
     packed = _edit(reply, k1="packed", k3={"alg": -7, "sig": b"sig"})
     result = finish_make_credential(prepared, packed)
     attestation = AttestationObject(websafe_decode(result["response"]["attestationObject"]))
     assert (attestation.fmt, dict(attestation.att_stmt)) == ("none", {})
 
     direct = prepare_make_credential(dict(CREATION, attestation="direct"), ORIGIN)
-    reply = await SoftwareAuthenticator().handle_ctap(direct.ctap_request)
+    reply = await SoftwareAuthenticator().handle_ctap(direct.ctap_request_for(PHONE_INFO))
     result = finish_make_credential(direct, _edit(reply, k1="packed", k3={"sig": b"s"}))
     attestation = AttestationObject(websafe_decode(result["response"]["attestationObject"]))
     assert attestation.fmt == "packed"
@@ -195,7 +196,7 @@ async def test_attestation_is_stripped_unless_asked_for() -> None:
 async def test_make_credential_reply_without_credential_data_is_refused() -> None:
     prepared = prepare_make_credential(CREATION, ORIGIN)
     auth, _ = await _real_reply(_prepared_get())
-    assertion_reply = await auth.handle_ctap(_prepared_get().ctap_request)
+    assertion_reply = await auth.handle_ctap(_prepared_get().ctap_request_for(PHONE_INFO))
     auth_data = decode_cbor_map(assertion_reply[1:])[2]
     reply = b"\x00" + cbor.encode({1: "none", 2: auth_data, 3: {}})
     with pytest.raises(ProtocolError, match="attested credential"):

@@ -18,6 +18,7 @@ from hybrid.webauthn import (
     prepare_get_assertion,
     prepare_make_credential,
 )
+from tests.conftest import PHONE_INFO
 
 CHALLENGE = b"c" * 32
 
@@ -56,8 +57,8 @@ def test_make_credential_request_bytes() -> None:
         "example.com",
         "mc",
     )
-    assert prepared.ctap_request[0] == 0x01
-    body = ctap_map(prepared.ctap_request)
+    assert prepared.ctap_request_for(PHONE_INFO)[0] == 0x01
+    body = ctap_map(prepared.ctap_request_for(PHONE_INFO))
     assert set(body) == {1, 2, 3, 4, 5, 7}
     assert body[1] == sha256(prepared.client_data)
     assert body[2] == {"id": "example.com", "name": "Example"}
@@ -90,14 +91,16 @@ def test_rk_and_uv_options(
     body = ctap_map(
         prepare_make_credential(
             creation(authenticatorSelection=selection), "https://example.com"
-        ).ctap_request
+        ).ctap_request_for(PHONE_INFO)
     )
     assert body.get(7) == options
 
 
 def test_empty_algorithm_list_means_es256_and_rs256() -> None:
     body = ctap_map(
-        prepare_make_credential(creation(pubKeyCredParams=[]), "https://example.com").ctap_request
+        prepare_make_credential(
+            creation(pubKeyCredParams=[]), "https://example.com"
+        ).ctap_request_for(PHONE_INFO)
     )
     assert [p["alg"] for p in body[4]] == [-7, -257]
 
@@ -109,8 +112,8 @@ def test_get_assertion_request_bytes() -> None:
         "https://example.com",
     )
     assert (prepared.kind, prepared.qr_request_type) == ("get", "ga")
-    assert prepared.ctap_request[0] == 0x02
-    body = ctap_map(prepared.ctap_request)
+    assert prepared.ctap_request_for(PHONE_INFO)[0] == 0x02
+    body = ctap_map(prepared.ctap_request_for(PHONE_INFO))
     assert body == {
         1: "example.com",
         2: sha256(prepared.client_data),
@@ -122,7 +125,9 @@ def test_get_assertion_request_bytes() -> None:
 
 def test_discoverable_get_assertion_omits_empty_allow_list() -> None:
     body = ctap_map(
-        prepare_get_assertion(request(allowCredentials=[]), "https://example.com").ctap_request
+        prepare_get_assertion(request(allowCredentials=[]), "https://example.com").ctap_request_for(
+            PHONE_INFO
+        )
     )
     assert body == {1: "example.com", 2: body[2], 5: {"uv": True}}
 
