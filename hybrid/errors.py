@@ -75,6 +75,7 @@ class PeerReason(enum.Enum):
     CLOSED = "closed"  # the tunnel closed before the conversation finished
     ENDED_WITHOUT_ANSWER = "ended_without_answer"  # the phone sent shutdown instead of a reply
     NO_CTAP = "no_ctap"  # the phone offers no CTAP over hybrid
+    ENDED_WITHOUT_REQUEST = "ended_without_request"  # the desktop hung up before asking
     OTHER = "other"
 
 

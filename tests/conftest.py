@@ -28,8 +28,9 @@ from tunnel_server.testing import running_server_process
 RP_ID = "example.com"
 ORIGIN = "https://example.com"
 USER = PublicKeyCredentialUserEntity(id=b"user-alice", name="alice", display_name="Alice")
-#: The software authenticator's getInfo, parsed: what a desktop builds its request for.
-PHONE_INFO = Info.from_dict(decode_cbor_map(SoftwareAuthenticator().get_info_cbor()))
+#: The software authenticator's getInfo (CBOR), and parsed: what a desktop builds its request for.
+PHONE_GET_INFO = SoftwareAuthenticator().get_info_cbor()
+PHONE_INFO = Info.from_dict(decode_cbor_map(PHONE_GET_INFO))
 
 ClientFactory = Callable[..., HybridClient]
 

@@ -33,6 +33,7 @@ from hybrid.transport import PHONE, ConversationTransport, peer_failures, time_l
 from hybrid.tunnel import Tunnel
 from hybrid.webauthn import (
     PreparedRequest,
+    cache_fido2_type_hints,
     finish_get_assertion,
     finish_make_credential,
     prepare_get_assertion,
@@ -77,6 +78,7 @@ class HybridClient:
         *,
         phone_hint_after: float = PHONE_HINT_AFTER,
     ) -> None:
+        cache_fido2_type_hints()  # see hybrid.webauthn.fido2_hints: 5x faster fido2 parsing
         self.origin = origin
         self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None
         self.scanner_backend = scanner_backend

@@ -25,6 +25,20 @@ _SHUTDOWN_TIMEOUT: Final = 3.0
 OnLinking = Callable[[LinkingInfo], Awaitable[None]]
 
 
+@functools.lru_cache(maxsize=8)
+def parse_get_info(get_info: bytes) -> Info:
+    """`fido2.ctap2.Info` from getInfo CBOR, cached per phone (`Info` is frozen).
+
+    fido2's parser takes most of a millisecond; a phone sends the same getInfo every time.
+    """
+    try:
+        return Info.from_dict(decode_cbor_map(get_info))
+    except ProtocolError:
+        raise
+    except Exception as exc:  # fido2 raises KeyError/TypeError/ValueError on bad members
+        raise ProtocolError(f"the phone's getInfo is malformed ({type(exc).__name__})") from exc
+
+
 class HybridSession:
     """An established, encrypted session with a phone (see `HybridClient.session`).
 
@@ -55,15 +69,10 @@ class HybridSession:
         """Protocol revision the phone chose: 1 (v2.1, typed frames) or 0 (v2.0)."""
         return self._conversation.revision
 
-    @functools.cached_property
+    @property
     def info(self) -> Info:
         """The phone's getInfo, parsed by python-fido2; `ProtocolError` if it is malformed."""
-        try:
-            return Info.from_dict(decode_cbor_map(self.get_info))
-        except ProtocolError:
-            raise
-        except Exception as exc:  # fido2 raises KeyError/TypeError/ValueError on bad members
-            raise ProtocolError(f"the phone's getInfo is malformed ({type(exc).__name__})") from exc
+        return parse_get_info(self.get_info)
 
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, LinkingReceived):

@@ -271,4 +271,3 @@ async def fake_bluez(system_bus: str) -> AsyncIterator[Callable[..., Any]]:
     yield start
     for bluez in started:
         await bluez.close()
-

@@ -29,14 +29,14 @@ from fido2.webauthn import (
 )
 
 from hybrid.authenticator.approval import ApprovalRequest
-from hybrid.authenticator.cli import EXIT_STORE, default_store_path, main, open_store, run
-from hybrid.authenticator.prompt import TerminalApprover, prompt_text, read_line
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
+from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
+from hybrid.cli.phone import EXIT_STORE, default_store_path, main, open_store, run
+from hybrid.cli.prompt import TerminalApprover, prompt_text, read_line
 from hybrid.desktop import HybridClient
 from hybrid.errors import HybridError, OperationDenied
-from hybrid.exit_codes import EXIT_BLUETOOTH, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
 from hybrid.protocol import QRCode
 from hybrid.qr import write_png
 from tunnel_server import TunnelServer

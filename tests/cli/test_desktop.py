@@ -17,9 +17,9 @@ from hybrid.authenticator import SoftwareAuthenticator, answer_qr
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.exit_codes import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
+from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
+from hybrid.cli.desktop import build_parser, run
 from hybrid.qr import decode_qr_image
-from hybrid.qr.cli import build_parser, run
 from tunnel_server import ServerConfig, TunnelServer
 
 
