@@ -32,11 +32,12 @@ from hybrid.cli.common import (
     report,
     run_main,
 )
-from hybrid.cli.prompt import TerminalApprover, shown
+from hybrid.cli.prompt import TerminalApprover
 from hybrid.ctap import status_name
 from hybrid.errors import AdvertiserError, PeerError, PeerReason, ProtocolError, StoreError
 from hybrid.protocol import QRCode, normalize_base_url
 from hybrid.qr.image import decode_qr_image
+from hybrid.text import shown
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +223,14 @@ async def _checked_url(args: argparse.Namespace) -> str:
         QRCode.from_url(url)
     except ProtocolError as exc:
         raise UsageError(
-            f"The QR code text is not usable ({exc}). Copy the whole FIDO:/ text again, or "
+            f"The QR code text is not usable ({exc.detail}). Copy the whole FIDO:/ text again, or "
             "pass --qr-image with a picture of the code."
         ) from exc
     try:
         if args.tunnel_url is not None:
             normalize_base_url(args.tunnel_url)
     except ProtocolError as exc:
-        raise UsageError(f"Bad --tunnel-url: {exc}.") from exc
+        raise UsageError(f"Bad --tunnel-url: {exc.detail}.") from exc
     return url
 
 

@@ -29,6 +29,7 @@ from hybrid.protocol import (
 from hybrid.protocol.desktop import DesktopConversation
 from hybrid.protocol.domains import base_url
 from hybrid.status import Stage, Status
+from hybrid.text import shown
 from hybrid.transport import PHONE, ConversationTransport, peer_failures, time_limit
 from hybrid.tunnel import Tunnel
 from hybrid.webauthn import (
@@ -183,4 +184,5 @@ class HybridClient:
     async def _accept_linking(self, linking: LinkingInfo) -> None:
         """Keep linking info whose signature the conversation verified."""
         self.linking_info = linking
-        await self._status(Stage.LINKED, f"Linked with {linking.authenticator_name}")
+        name = shown(linking.authenticator_name, "the phone")  # the phone chose it
+        await self._status(Stage.LINKED, f"Linked with {name}")

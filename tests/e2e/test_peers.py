@@ -14,7 +14,8 @@ from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
 
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr
+from hybrid.authenticator import PhoneSessionResult, SoftwareAuthenticator, answer_qr
+from hybrid.ble.advertiser import Advertiser
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
@@ -77,31 +78,40 @@ async def _find_phone(radio: VirtualRadio, qr: QRCode) -> Eid:
     raise AssertionError("scanner stopped")
 
 
+async def _phone_and_raw_desktop(
+    radio: VirtualRadio, advertiser: Advertiser, server_url: str
+) -> tuple[QRCode, ec.EllipticCurvePrivateKey, Eid, asyncio.Task[PhoneSessionResult], Tunnel]:
+    """`answer_qr` running, and a desktop tunnel joined to it that has sent nothing yet."""
+    qr, qr_key = QRCode.generate()
+    phone = asyncio.create_task(
+        answer_qr(qr.to_url(), SoftwareAuthenticator(), advertiser, server_url, timeout=10)
+    )
+    eid = await _find_phone(radio, qr)
+    tunnel = await Tunnel.open_connect(server_url, eid.routing_id, qr.tunnel_id)
+    return qr, qr_key, eid, phone, tunnel
+
+
 async def test_phone_gives_up_when_no_desktop_connects(
     advertiser: BumbleAdvertiser, local_server: TunnelServer
 ) -> None:
     recorder = RecordingAdvertiser(advertiser)
-    server = local_server
     qr, _ = QRCode.generate()
     with pytest.raises(CeremonyTimeout) as caught:
-        await answer_qr(qr.to_url(), SoftwareAuthenticator(), recorder, server.url, timeout=0.5)
+        await answer_qr(
+            qr.to_url(), SoftwareAuthenticator(), recorder, local_server.url, timeout=0.5
+        )
     assert (caught.value.waiting_for, caught.value.seconds) == ("computer", 0.5)
     assert recorder.calls == ["advertise", "stop"]
     await asyncio.sleep(0.1)
-    assert server.active_tunnels() == 0  # the phone's tunnel is gone too
+    assert local_server.active_tunnels() == 0  # the phone's tunnel is gone too
 
 
 async def test_desktop_sending_garbage_gets_a_clean_close(
     radio: VirtualRadio, advertiser: BumbleAdvertiser, local_server: TunnelServer
 ) -> None:
     recorder = RecordingAdvertiser(advertiser)
-    server = local_server
-    qr, _ = QRCode.generate()
-    phone = asyncio.create_task(
-        answer_qr(qr.to_url(), SoftwareAuthenticator(), recorder, server.url, timeout=10)
-    )
-    eid = await _find_phone(radio, qr)
-    desktop = await Tunnel.open_connect(server.url, eid.routing_id, qr.tunnel_id)
+
+    _, _, _, phone, desktop = await _phone_and_raw_desktop(radio, recorder, local_server.url)
     await desktop.send(os.urandom(81))  # not a handshake message
     with pytest.raises(ProtocolError) as caught:
         await asyncio.wait_for(phone, 10)
@@ -113,7 +123,7 @@ async def test_desktop_sending_garbage_gets_a_clean_close(
         await asyncio.wait_for(desktop.recv(), 5)  # the phone closed the tunnel
     await desktop.close()
     await asyncio.sleep(0.1)
-    assert server.active_tunnels() == 0
+    assert local_server.active_tunnels() == 0
 
 
 class OldCrypter:
@@ -350,13 +360,9 @@ async def test_a_phone_flooding_update_messages_is_cut_off(
 async def test_a_desktop_flooding_update_messages_is_cut_off(
     radio: VirtualRadio, advertiser: BumbleAdvertiser, local_server: TunnelServer
 ) -> None:
-    server = local_server
-    qr, qr_key = QRCode.generate()
-    phone = asyncio.create_task(
-        answer_qr(qr.to_url(), SoftwareAuthenticator(), advertiser, server.url, timeout=10)
+    qr, qr_key, eid, phone, tunnel = await _phone_and_raw_desktop(
+        radio, advertiser, local_server.url
     )
-    eid = await _find_phone(radio, qr)
-    tunnel = await Tunnel.open_connect(server.url, eid.routing_id, qr.tunnel_id)
     initiator = HandshakeInitiator(qr.psk(eid), identity=qr_key)
     await tunnel.send(initiator.initial_message())
     crypter, _ = initiator.process_response(await tunnel.recv())
