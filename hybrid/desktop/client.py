@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from bleak.backends.scanner import BaseBleakScanner
 
-from hybrid._callbacks import call_maybe_async
 from hybrid.ble.scanner import CableScanner, check_bluetooth
+from hybrid.callbacks import call_maybe_async
 from hybrid.desktop.session import HybridSession
 from hybrid.errors import HybridError
 from hybrid.protocol import (

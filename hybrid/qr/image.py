@@ -67,7 +67,7 @@ def decode_qr_image(
             f"Cannot read QR images: {zbarimg!r} was not found; {_INSTALL_ADVICE}."
         )
     args = [program, "--raw", "--quiet", "--oneshot", "-Sdisable", "-Sqrcode.enable"]
-    if _supports_nodbus(program, timeout):
+    if supports_nodbus(program, timeout):
         # Otherwise zbar broadcasts what it decoded (here, the QR secret) on the system D-Bus.
         args.append("--nodbus")
     # An absolute path, so that a file name starting with '-' is not taken for an option.
@@ -119,7 +119,7 @@ def _check_readable(image: Path) -> None:
         ) from exc
 
 
-def _supports_nodbus(program: str, timeout: float) -> bool:
+def supports_nodbus(program: str, timeout: float) -> bool:
     """Whether this zbarimg has ``--nodbus`` (recent builds with D-Bus support do)."""
     known = _NODBUS_SUPPORT.get(program)
     if known is not None:

@@ -112,9 +112,9 @@ def test_timeout_kills_zbar(tmp_path: Path) -> None:
 
 
 def test_zbar_is_told_not_to_broadcast_the_secret_on_dbus() -> None:
-    from hybrid.qr.image import _supports_nodbus
+    from hybrid.qr.image import supports_nodbus
 
     program = shutil.which("zbarimg")
     assert program is not None
     # zbar-tools 0.23.92 (Debian 12) has --nodbus; without it zbar signals what it decoded.
-    assert _supports_nodbus(program, 5.0)
+    assert supports_nodbus(program, 5.0)
