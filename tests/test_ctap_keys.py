@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from threading import Event
 from typing import Any
 
 import pytest
@@ -35,13 +34,7 @@ class RecordingDevice(CtapDevice):
     def capabilities(self) -> int:
         return int(CAPABILITY.CBOR)
 
-    def call(
-        self,
-        cmd: int,
-        data: bytes = b"",
-        event: Event | None = None,
-        on_keepalive: Callable[..., None] | None = None,
-    ) -> bytes:
+    def call(self, cmd: int, data: bytes = b"", *_: Any, **__: Any) -> bytes:
         assert cmd == CTAPHID.CBOR
         if data[0] == CtapCommand.GET_INFO:
             return b"\x00" + PHONE_GET_INFO

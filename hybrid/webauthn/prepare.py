@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from fido2 import cbor
@@ -139,7 +140,7 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
         origin=normalized,
         client_data=client_data,
         command=CtapCommand.MAKE_CREDENTIAL,
-        ctap_params=params,
+        ctap_params=MappingProxyType(params),
         resident_key=resident_key,
         cred_props=extensions.get("credProps") is True,
         attestation=(parsed.attestation or AttestationConveyancePreference.NONE).value,
@@ -166,6 +167,6 @@ def prepare_get_assertion(options: str | Mapping[str, Any], origin: str) -> Prep
         origin=normalized,
         client_data=client_data,
         command=CtapCommand.GET_ASSERTION,
-        ctap_params=params,
+        ctap_params=MappingProxyType(params),
         allow_credentials=tuple(d["id"] for d in allow),
     )
