@@ -7,6 +7,8 @@ Each side is checked against the other and against a peer written from the proto
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -379,3 +381,14 @@ def test_records_use_the_handshake_keys_in_order() -> None:
         desktop.receive(update)
     assert caught.value.reason is ProtocolReason.AUTHENTICATION_FAILED
     assert isinstance(phone.crypter, Crypter)
+
+
+def test_the_protocol_core_imports_no_io_library() -> None:
+    """Sans-I/O for real: a fresh interpreter importing hybrid.protocol loads no event loop."""
+    code = (
+        "import sys, hybrid.protocol; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'asyncio', 'websockets', 'bleak', 'bumble', 'fido2'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
