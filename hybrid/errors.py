@@ -107,8 +107,40 @@ class StoreError(HybridError):
     """A credential store file is unreadable, corrupt, foreign or cannot be written."""
 
 
+class AdvertiserReason(enum.Enum):
+    """Why an advertiser failed (`AdvertiserError.reason`)."""
+
+    BAD_PAYLOAD = "bad_payload"  # not bytes, empty, or longer than an advert carries
+    BAD_ADAPTER_NAME = "bad_adapter_name"
+    NO_ADAPTER = "no_adapter"
+    NOT_PERMITTED = "not_permitted"  # BlueZ: adapter off or busy advertising
+    TOO_LONG = "too_long"  # the adapter refused the advert's length
+    ALREADY_REGISTERED = "already_registered"
+    BLUETOOTH_UNAVAILABLE = "bluetooth_unavailable"  # `bluetooth` says why
+    BAD_TRANSPORT = "bad_transport"  # bumble: not an HCI transport spec
+    CANNOT_OPEN = "cannot_open"
+    DID_NOT_START = "did_not_start"
+    REFUSED = "refused"
+    DID_NOT_STOP = "did_not_stop"
+    NOT_INSTALLED = "not_installed"  # the optional package is missing
+
+
 class AdvertiserError(HybridError):
-    """A BLE advertiser could not start or keep advertising."""
+    """A BLE advertiser could not start or keep advertising.
+
+    `reason` says why; `bluetooth` is the `BluetoothReason` when Bluetooth itself is the cause.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: AdvertiserReason = AdvertiserReason.REFUSED,
+        *,
+        bluetooth: BluetoothReason | None = None,
+    ) -> None:
+        self.reason = reason
+        self.bluetooth = bluetooth
+        super().__init__(message)
 
 
 class CeremonyTimeout(HybridError, TimeoutError):

@@ -34,7 +34,14 @@ from hybrid.cli.common import (
 )
 from hybrid.cli.prompt import TerminalApprover
 from hybrid.ctap import status_name
-from hybrid.errors import AdvertiserError, PeerError, PeerReason, ProtocolError, StoreError
+from hybrid.errors import (
+    AdvertiserError,
+    AdvertiserReason,
+    PeerError,
+    PeerReason,
+    ProtocolError,
+    StoreError,
+)
 from hybrid.protocol import QRCode, normalize_base_url
 from hybrid.qr.image import decode_qr_image
 from hybrid.text import shown
@@ -176,7 +183,8 @@ async def open_advertiser(spec: str | None) -> AsyncIterator[Advertiser]:
         if not sys.platform.startswith("linux"):
             raise AdvertiserError(
                 "Only Linux (BlueZ) can advertise without extra hardware: pass --advertiser "
-                "bumble:usb:0 with a Bluetooth USB dongle the system does not use."
+                "bumble:usb:0 with a Bluetooth USB dongle the system does not use.",
+                AdvertiserReason.NO_ADAPTER,
             )
         spec = "bluez"
     kind, _, rest = spec.partition(":")
@@ -193,8 +201,9 @@ async def open_advertiser(spec: str | None) -> AsyncIterator[Advertiser]:
         from hybrid.ble.bluez_advertiser import BluezAdvertiser
     except ImportError as exc:
         raise AdvertiserError(
-            f"BlueZ advertising needs the dbus-fast package ({exc}): install it with "
-            "'pip install dbus-fast', or use --advertiser bumble:usb:0 with a USB dongle."
+            f"BlueZ advertising needs the dbus-fast package ({exc.name}): install it with "
+            "'pip install dbus-fast', or use --advertiser bumble:usb:0 with a USB dongle.",
+            AdvertiserReason.NOT_INSTALLED,
         ) from exc
     try:
         bluez = BluezAdvertiser(rest or "hci0")
