@@ -138,27 +138,33 @@ def error_for_status(status: int, rp_id: str | None = None) -> CtapStatusError:
             status,
             f"This phone has no passkey for {site}: use the phone or account where you "
             "created it, or register a new passkey.",
+            rp_id=rp_id,
         )
     if status in _CANCELLED:
         return OperationDenied(
-            status, "Sign-in was cancelled on the phone: try again and approve it on the phone."
+            status,
+            "Sign-in was cancelled on the phone: try again and approve it on the phone.",
+            rp_id=rp_id,
         )
     if status == CtapStatus.CREDENTIAL_EXCLUDED:
         return CredentialExcluded(
             status,
             f"This phone already has a passkey for {site}: sign in with it instead, or remove "
             "it from the phone's password manager before registering again.",
+            rp_id=rp_id,
         )
     if status == CtapStatus.UNSUPPORTED_ALGORITHM:
         return UnsupportedAlgorithm(
             status,
             f"This phone supports none of the signature algorithms {site} accepts: ask the "
             "site to allow ES256 (-7), or use another authenticator.",
+            rp_id=rp_id,
         )
     return CtapStatusError(
         status,
         f"The phone answered with CTAP error 0x{status:02X} ({status_name(status)}): try "
         "again, or use another phone or security key.",
+        rp_id=rp_id,
     )
 
 

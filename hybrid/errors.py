@@ -232,10 +232,13 @@ class BluetoothUnavailable(HybridError):
 
 
 class CtapStatusError(HybridError):
-    """The authenticator answered with a CTAP2 error status."""
+    """The authenticator answered with a CTAP2 error `status` (for the site `rp_id`, if known)."""
 
-    def __init__(self, status: int, message: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str | None = None, *, rp_id: str | None = None
+    ) -> None:
         self.status = status
+        self.rp_id = rp_id
         super().__init__(message or f"The phone answered with CTAP error 0x{status:02x}.")
 
 

@@ -145,8 +145,7 @@ async def test_no_passkey_for_the_site(
     options, _ = relying_party.authenticate_begin()
     with pytest.raises(NoCredentials) as caught:
         await make_client().get_assertion(dict(options["publicKey"]), phone)
-    assert caught.value.status == CtapStatus.NO_CREDENTIALS
-    assert "example.com" in str(caught.value)  # the message names the site
+    assert (caught.value.status, caught.value.rp_id) == (CtapStatus.NO_CREDENTIALS, "example.com")
     assert (await phone.result()).status == 0x2E
 
 
