@@ -123,6 +123,7 @@ class AdvertiserReason(enum.Enum):
     REFUSED = "refused"
     DID_NOT_STOP = "did_not_stop"
     NOT_INSTALLED = "not_installed"  # the optional package is missing
+    OTHER = "other"
 
 
 class AdvertiserError(HybridError):
@@ -134,7 +135,7 @@ class AdvertiserError(HybridError):
     def __init__(
         self,
         message: str,
-        reason: AdvertiserReason = AdvertiserReason.REFUSED,
+        reason: AdvertiserReason = AdvertiserReason.OTHER,
         *,
         bluetooth: BluetoothReason | None = None,
     ) -> None:
@@ -150,7 +151,9 @@ class CeremonyTimeout(HybridError, TimeoutError):
     the limit that ran out.
     """
 
-    def __init__(self, message: str, *, waiting_for: str, seconds: float) -> None:
+    def __init__(
+        self, message: str, *, waiting_for: str = "other side", seconds: float | None = None
+    ) -> None:
         self.waiting_for = waiting_for
         self.seconds = seconds
         super().__init__(message)

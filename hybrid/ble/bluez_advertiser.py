@@ -206,5 +206,6 @@ class BluezAdvertiser:
             )
         return AdvertiserError(
             f"BlueZ refused the advert ({detail}): see 'journalctl -u bluetooth' for why, check "
-            "that the adapter supports LE advertising ('btmgmt info'), then try again."
+            "that the adapter supports LE advertising ('btmgmt info'), then try again.",
+            AdvertiserReason.REFUSED,
         )

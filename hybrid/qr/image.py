@@ -32,7 +32,7 @@ _INSTALL_ADVICE: Final = (
 class QrImageError(HybridError):
     """A QR code could not be read from an image file; ``path`` is the file (or program)."""
 
-    def __init__(self, message: str, *, path: str) -> None:
+    def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
 
@@ -53,7 +53,7 @@ class UnreadableReason(enum.Enum):
 class QrImageUnreadable(QrImageError):
     """The image file is missing, unreadable or not in an image format zbar knows."""
 
-    def __init__(self, message: str, *, path: str, reason: UnreadableReason) -> None:
+    def __init__(self, message: str, *, path: str | None, reason: UnreadableReason) -> None:
         self.reason = reason
         super().__init__(message, path=path)
 
@@ -65,7 +65,7 @@ class NoQrCodeFound(QrImageError):
 class QrDecodeTimeout(QrImageError, TimeoutError):
     """zbarimg took longer than ``seconds`` (usually a very large image)."""
 
-    def __init__(self, message: str, *, path: str, seconds: float) -> None:
+    def __init__(self, message: str, *, path: str | None, seconds: float) -> None:
         self.seconds = seconds
         super().__init__(message, path=path)
 
