@@ -37,7 +37,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
-from hybrid.client import HybridClient
+from hybrid.desktop import HybridClient
 from hybrid.protocol.constants import FIDO_SERVICE_UUID
 from hybrid.status import Status
 from tunnel_server import ServerConfig, TunnelServer

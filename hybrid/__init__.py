@@ -13,7 +13,7 @@ from hybrid.errors import BluetoothReason, BluetoothUnavailable, CeremonyTimeout
 from hybrid.status import Stage, Status
 
 if TYPE_CHECKING:
-    from hybrid.client import HybridClient
+    from hybrid.desktop import HybridClient
 
 __all__ = [
     "BluetoothReason",
@@ -28,7 +28,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "HybridClient":
-        from hybrid.client import HybridClient
+        from hybrid.desktop import HybridClient
 
         return HybridClient
     raise AttributeError(f"module 'hybrid' has no attribute {name!r}")

@@ -13,28 +13,150 @@ class HybridError(Exception):
     """Root of every error this project raises on purpose."""
 
 
+class ProtocolReason(enum.Enum):
+    """Which rule of the hybrid conversation the other side broke (`ProtocolError.reason`)."""
+
+    MALFORMED = "malformed"  # bytes that do not parse: QR code, advert, handshake, record, CBOR
+    UNEXPECTED_MESSAGE = "unexpected_message"  # a message type not allowed at this point
+    EMPTY_CTAP_MESSAGE = "empty_ctap_message"
+    TOO_MANY_UPDATES = "too_many_updates"
+    TEXT_FRAME = "text_frame"  # the tunnel carried a WebSocket text message
+    AUTHENTICATION_FAILED = "authentication_failed"  # handshake, record or linking signature
+
+
 class ProtocolError(HybridError):
-    """Bytes that break the hybrid protocol: a malformed QR code, advert, handshake or record."""
+    """Bytes that break the hybrid protocol: a malformed QR code, advert, handshake or record.
+
+    `detail` says what was wrong, `reason` which rule was broken; `peer` ("phone" or
+    "computer") is set once the error is known to come from the other side of a session, and
+    then the message also says what to do.
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        reason: ProtocolReason = ProtocolReason.MALFORMED,
+        peer: str | None = None,
+    ) -> None:
+        self.detail = detail
+        self.reason = reason
+        self.peer = peer
+        if peer is None:
+            message = detail
+        else:
+            message = (
+                f"The {peer} broke the hybrid protocol ({detail}): start again with a new QR "
+                f"code; if it keeps happening, this {peer}'s hybrid support is not compatible."
+            )
+        super().__init__(message)
+
+    def from_peer(self, peer: str) -> ProtocolError:
+        """The same error, attributed to `peer` (its message then says what to do)."""
+        if self.peer is not None:
+            return self
+        return type(self)(self.detail, reason=self.reason, peer=peer)
 
 
 class TunnelError(HybridError):
-    """The WebSocket tunnel could not be opened, or it closed before the ceremony finished."""
+    """The WebSocket tunnel could not be opened, or it closed before the ceremony finished.
+
+    `http_status` is the tunnel server's refusal status (404, 409, 410, ...) when it refused.
+    """
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class PeerReason(enum.Enum):
+    """How the other side broke off (`PeerError.reason`)."""
+
+    CLOSED = "closed"  # the tunnel closed before the conversation finished
+    ENDED_WITHOUT_ANSWER = "ended_without_answer"  # the phone sent shutdown instead of a reply
+    NO_CTAP = "no_ctap"  # the phone offers no CTAP over hybrid
+    ENDED_WITHOUT_REQUEST = "ended_without_request"  # the desktop hung up before asking
+    OTHER = "other"
 
 
 class PeerError(HybridError):
-    """The other side (phone or desktop) broke off the ceremony or behaved unexpectedly."""
+    """The other side (phone or desktop) broke off the ceremony or behaved unexpectedly.
+
+    `reason` says how; `close_code` is the WebSocket close code when the tunnel closed.
+    """
+
+    def __init__(
+        self, message: str, *, reason: PeerReason = PeerReason.OTHER, close_code: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.close_code = close_code
+        super().__init__(message)
+
+
+class SessionSpent(HybridError):
+    """A second CTAP command on a session: phones answer exactly one per session."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Phones answer only one command per session: start a new session (a new QR code) "
+            "for the next request."
+        )
 
 
 class StoreError(HybridError):
     """A credential store file is unreadable, corrupt, foreign or cannot be written."""
 
 
+class AdvertiserReason(enum.Enum):
+    """Why an advertiser failed (`AdvertiserError.reason`)."""
+
+    BAD_PAYLOAD = "bad_payload"  # not bytes, empty, or longer than an advert carries
+    BAD_ADAPTER_NAME = "bad_adapter_name"
+    NO_ADAPTER = "no_adapter"
+    NOT_PERMITTED = "not_permitted"  # BlueZ: adapter off or busy advertising
+    TOO_LONG = "too_long"  # the adapter refused the advert's length
+    ALREADY_REGISTERED = "already_registered"
+    BLUETOOTH_UNAVAILABLE = "bluetooth_unavailable"  # `bluetooth` says why
+    BAD_TRANSPORT = "bad_transport"  # bumble: not an HCI transport spec
+    CANNOT_OPEN = "cannot_open"
+    DID_NOT_START = "did_not_start"
+    REFUSED = "refused"
+    DID_NOT_STOP = "did_not_stop"
+    NOT_INSTALLED = "not_installed"  # the optional package is missing
+    OTHER = "other"
+
+
 class AdvertiserError(HybridError):
-    """A BLE advertiser could not start or keep advertising."""
+    """A BLE advertiser could not start or keep advertising.
+
+    `reason` says why; `bluetooth` is the `BluetoothReason` when Bluetooth itself is the cause.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        reason: AdvertiserReason = AdvertiserReason.OTHER,
+        *,
+        bluetooth: BluetoothReason | None = None,
+    ) -> None:
+        self.reason = reason
+        self.bluetooth = bluetooth
+        super().__init__(message)
 
 
 class CeremonyTimeout(HybridError, TimeoutError):
-    """The ceremony did not finish within its time limit."""
+    """The ceremony did not finish within its time limit.
+
+    `waiting_for` names what did not happen in time (e.g. "phone", "computer"), `seconds`
+    the limit that ran out.
+    """
+
+    def __init__(
+        self, message: str, *, waiting_for: str = "other side", seconds: float | None = None
+    ) -> None:
+        self.waiting_for = waiting_for
+        self.seconds = seconds
+        super().__init__(message)
 
 
 class BluetoothReason(enum.Enum):
@@ -113,10 +235,13 @@ class BluetoothUnavailable(HybridError):
 
 
 class CtapStatusError(HybridError):
-    """The authenticator answered with a CTAP2 error status."""
+    """The authenticator answered with a CTAP2 error `status` (for the site `rp_id`, if known)."""
 
-    def __init__(self, status: int, message: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str | None = None, *, rp_id: str | None = None
+    ) -> None:
         self.status = status
+        self.rp_id = rp_id
         super().__init__(message or f"The phone answered with CTAP error 0x{status:02x}.")
 
 

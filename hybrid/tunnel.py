@@ -20,7 +20,7 @@ from websockets.exceptions import (
 )
 from websockets.typing import Origin, Subprotocol
 
-from hybrid.errors import ProtocolError, TunnelError
+from hybrid.errors import ProtocolError, ProtocolReason, TunnelError
 from hybrid.protocol import connect_path, new_tunnel_path
 from hybrid.protocol.constants import (
     CABLE_WEBSOCKET_PROTOCOL,
@@ -38,7 +38,7 @@ _SUBPROTOCOL: Final = Subprotocol(CABLE_WEBSOCKET_PROTOCOL)
 
 
 class TunnelClosed(TunnelError):
-    """The other side or the tunnel server closed the tunnel."""
+    """The other side or the tunnel server closed the tunnel; `code` is the close code."""
 
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
@@ -96,7 +96,8 @@ class Tunnel:
                 user_agent_header="fido-hybrid",
             )
         except InvalidStatus as exc:
-            raise TunnelError(_refusal_message(exc.response.status_code, side)) from exc
+            status = exc.response.status_code
+            raise TunnelError(_refusal_message(status, side), http_status=status) from exc
         except InvalidURI as exc:
             raise TunnelError(f"The tunnel server URL is invalid: {exc}") from exc
         except (InvalidHandshake, OSError, TimeoutError) as exc:
@@ -162,7 +163,10 @@ class Tunnel:
             raise self._closed(exc) from exc
         if isinstance(message, str):
             await self.close(code=1003)
-            raise ProtocolError("the tunnel carried a text message; only binary is allowed")
+            raise ProtocolError(
+                "the tunnel carried a text message; only binary is allowed",
+                reason=ProtocolReason.TEXT_FRAME,
+            )
         return message
 
     @staticmethod

@@ -1,6 +1,6 @@
-"""`python -m hybrid.authenticator`: answer a FIDO:/ QR code as the phone (see `cli`)."""
+"""`python -m hybrid.authenticator`: the phone command line (see `hybrid.cli.phone`)."""
 
-from hybrid.authenticator.cli import main
+from hybrid.cli.phone import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from hybrid._callbacks import call_maybe_async
+from hybrid.callbacks import call_maybe_async
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The phone's side of a QR-initiated hybrid session: `answer_qr`.
 
-Open a tunnel, advertise the encrypted EID until the desktop connects, answer the Noise
-handshake, send getInfo (and linking info), answer exactly one CTAP command, close.
+A thin driver over `hybrid.protocol.phone.PhoneConversation`: open a tunnel, advertise the
+encrypted EID until the desktop connects, then let the conversation answer the handshake and
+hand over the one CTAP command, which the authenticator answers.
 """
 
 from __future__ import annotations
@@ -14,39 +15,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from hybrid.authenticator.ctap import SoftwareAuthenticator
 from hybrid.ble.advertiser import Advertiser
-from hybrid.channel import MAX_UPDATES, SecureChannel
-from hybrid.errors import CeremonyTimeout, HybridError, PeerError, ProtocolError
-from hybrid.protocol import (
-    Eid,
-    KeyPurpose,
-    LinkingInfo,
-    MessageType,
-    PostHandshakeMessage,
-    QRCode,
-    compute_pairing_signature,
-    derive,
-    encode_update,
-    encrypt_advert,
-    normalize_base_url,
-    respond_to_handshake,
-    tunnel_domain,
-)
-from hybrid.protocol._cbor import cbor_decode_map
-from hybrid.protocol.constants import EID_NONCE_SIZE, TUNNEL_ID_SIZE
+from hybrid.ctap import command_name
+from hybrid.errors import HybridError
+from hybrid.protocol import Eid, QRCode, encrypt_advert, normalize_base_url, tunnel_domain
+from hybrid.protocol.constants import EID_NONCE_SIZE
+from hybrid.protocol.conversation import CtapRequest, PeerShutdown
 from hybrid.protocol.domains import base_url
-from hybrid.protocol.keys import point_bytes
-from hybrid.tunnel import Tunnel, TunnelClosed
+from hybrid.protocol.phone import PhoneConversation
+from hybrid.transport import COMPUTER, ConversationTransport, peer_failures, time_limit
+from hybrid.tunnel import Tunnel
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT: Final = 120.0
 #: How long to wait for the desktop's shutdown message after answering.
 _GOODBYE_TIMEOUT: Final = 1.0
-_CTAP_NAMES: Final = {0x01: "makeCredential", 0x02: "getAssertion", 0x04: "getInfo"}
+_TIMEOUT_ADVICE: Final = (
+    "make sure it still shows the QR code, that Bluetooth is on there, and scan again."
+)
 
 Status = Callable[[str], None]
 
@@ -58,27 +46,6 @@ class PhoneSessionResult:
     command: str | None
     status: int | None
     linked: bool = False
-
-
-def _linking_info(qr: QRCode, handshake_hash: bytes, name: str) -> LinkingInfo:
-    """Fresh linking info, derived the way Chromium's phone derives it.
-
-    Nothing is stored and there is no push service behind the contact ID, so a desktop that
-    keeps this info cannot wake this phone later; it is sent so desktops can be tested.
-    """
-    root_secret = os.urandom(32)
-    contact_id = os.urandom(16)
-    link_id = os.urandom(8)
-    per_contact = derive(root_secret, contact_id, KeyPurpose.PER_CONTACT_ID_SECRET, 32)
-    identity = ec.generate_private_key(ec.SECP256R1())
-    return LinkingInfo(
-        contact_id=contact_id,
-        link_id=link_id,
-        link_secret=derive(per_contact, link_id, KeyPurpose.PAIRED_SECRET, 32),
-        authenticator_public_key=point_bytes(identity.public_key()),
-        authenticator_name=name,
-        handshake_signature=compute_pairing_signature(identity, qr.public_point, handshake_hash),
-    )
 
 
 class _AdvertiserOnce:
@@ -126,15 +93,10 @@ async def answer_qr(
         qr = QRCode.from_url(qr_url)
         base = normalize_base_url(tunnel_url) if tunnel_url else base_url(tunnel_domain(domain_id))
         status = on_status or (lambda _message: None)
-        async with asyncio.timeout(timeout):
-            return await _session(qr, authenticator, once, base, link, name, domain_id, status)
-    except TimeoutError as exc:
-        if isinstance(exc, HybridError):
-            raise
-        raise CeremonyTimeout(
-            f"The computer did not finish within {timeout:g} s: make sure it still shows the "
-            "QR code, that Bluetooth is on there, and scan again."
-        ) from None
+        async with time_limit(timeout, "computer", _TIMEOUT_ADVICE):
+            return await _session(
+                qr, authenticator, once, base, name if link else None, domain_id, status
+            )
     finally:
         await once.stop()
 
@@ -144,90 +106,44 @@ async def _session(
     authenticator: SoftwareAuthenticator,
     advertiser: _AdvertiserOnce,
     base: str,
-    link: bool,
-    name: str,
+    link_name: str | None,
     domain_id: int,
     status: Status,
 ) -> PhoneSessionResult:
-    tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, TUNNEL_ID_SIZE)
     status("Connecting to the tunnel server")
-    tunnel = await Tunnel.open_new(base, tunnel_id)
+    tunnel = await Tunnel.open_new(base, qr.tunnel_id)
     try:
-        assert tunnel.routing_id is not None
-        eid = Eid(os.urandom(EID_NONCE_SIZE), tunnel.routing_id, domain_id)
-        eid_key = derive(qr.secret, b"", KeyPurpose.EID_KEY, 64)
-        await advertiser.advertise(encrypt_advert(eid_key, eid))
-        status("Advertising over Bluetooth; waiting for the computer to connect")
-        handshake = await tunnel.recv()
-        await advertiser.stop()
-
-        psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
-        response, crypter, handshake_hash = respond_to_handshake(
-            psk, handshake, peer_identity=qr.public_point
-        )
-        await tunnel.send(response)
-        revision = 0 if qr.supports_linking is None else 1
-        channel = SecureChannel(tunnel, crypter, revision)
-        post_handshake = PostHandshakeMessage(
-            get_info=authenticator.get_info_cbor(), features=("ctap",), revision=revision
-        )
-        await channel.send_record(post_handshake.encode())
-        linked = False
-        if qr.supports_linking:
-            linking = _linking_info(qr, handshake_hash, name) if link else None
-            await channel.send_record(encode_update(linking))
-            linked = linking is not None
-        status("Connected; waiting for the computer's request")
-        result = await _answer_one_command(channel, authenticator, linked)
-        await _wait_for_goodbye(channel)
-        return result
-    except TunnelClosed as exc:
-        raise PeerError(
-            "The computer closed the connection before the sign-in finished: scan a new QR "
-            f"code and try again ({exc})."
-        ) from exc
-    except ProtocolError as exc:
-        tunnel.abort()
-        raise ProtocolError(
-            f"The computer broke the hybrid protocol ({exc}): have it show a new QR code and "
-            "scan again; if it keeps happening, its hybrid support is not compatible."
-        ) from exc
-    except HybridError:
-        tunnel.abort()
-        raise
+        async with peer_failures(tunnel, COMPUTER):
+            assert tunnel.routing_id is not None
+            eid = Eid(os.urandom(EID_NONCE_SIZE), tunnel.routing_id, domain_id)
+            conversation = PhoneConversation(
+                qr, eid, authenticator.get_info_cbor(), link_name=link_name
+            )
+            transport = ConversationTransport(tunnel, conversation)
+            await advertiser.advertise(encrypt_advert(qr.eid_key, eid))
+            status("Advertising over Bluetooth; waiting for the computer to connect")
+            handshake = await tunnel.recv()
+            await advertiser.stop()
+            conversation.receive(handshake)  # our reply and getInfo are queued
+            await transport.flush()
+            status("Connected; waiting for the computer's request")
+            event = await transport.next_event()
+            if not isinstance(event, CtapRequest):  # PeerShutdown: the desktop hung up
+                return PhoneSessionResult(None, None, conversation.linked)
+            reply = await authenticator.handle_ctap(event.payload)
+            conversation.send_reply(reply)
+            await transport.flush()
+            await _wait_for_goodbye(transport)
+            return PhoneSessionResult(command_name(event.payload[0]), reply[0], conversation.linked)
     finally:
         await advertiser.stop()
         await tunnel.close()
 
 
-async def _answer_one_command(
-    channel: SecureChannel, authenticator: SoftwareAuthenticator, linked: bool
-) -> PhoneSessionResult:
-    for _ in range(MAX_UPDATES + 1):
-        message_type, payload = await channel.recv_frame()
-        if message_type is MessageType.SHUTDOWN:
-            return PhoneSessionResult(command=None, status=None, linked=linked)
-        if message_type is MessageType.UPDATE:
-            cbor_decode_map(payload, "update message")  # content ignored, must be valid
-            continue
-        if message_type is not MessageType.CTAP:
-            raise ProtocolError(f"the computer sent an unsupported {message_type.name} message")
-        if not payload:
-            raise ProtocolError("the computer sent an empty CTAP message")
-        response = await authenticator.handle_ctap(payload)
-        await channel.send_frame(MessageType.CTAP, response)
-        command = _CTAP_NAMES.get(payload[0], f"0x{payload[0]:02x}")
-        return PhoneSessionResult(command=command, status=response[0], linked=linked)
-    raise ProtocolError("the computer sent update after update instead of its request")
-
-
-async def _wait_for_goodbye(channel: SecureChannel) -> None:
+async def _wait_for_goodbye(transport: ConversationTransport) -> None:
     """Give the desktop a moment to send its shutdown message; phones then hang up anyway."""
-    if channel.revision == 0:
+    if transport.conversation.revision == 0:
         return
     with contextlib.suppress(TimeoutError, HybridError):
         async with asyncio.timeout(_GOODBYE_TIMEOUT):
-            while True:
-                message_type, _ = await channel.recv_frame()
-                if message_type is MessageType.SHUTDOWN:
-                    return
+            await transport.wait_for(PeerShutdown)

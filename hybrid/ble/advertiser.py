@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hybrid.errors import AdvertiserError
+from hybrid.errors import AdvertiserError, AdvertiserReason
 
 #: A legacy advert carries 31 bytes of AD; the Service Data element spends 4 on length, type
 #: and the 16-bit UUID, which leaves 27 for the payload (20 for caBLE, plus any CTAP 2.3 suffix).
@@ -31,17 +31,20 @@ def check_service_data(service_data: object, limit: int = MAX_LEGACY_SERVICE_DAT
     if not isinstance(service_data, bytes | bytearray | memoryview):
         raise AdvertiserError(
             f"The advert payload must be bytes, not {type(service_data).__name__}: pass the "
-            "20 encrypted bytes from the advert encryption step."
+            "20 encrypted bytes from the advert encryption step.",
+            AdvertiserReason.BAD_PAYLOAD,
         )
     data = bytes(service_data)
     if not data:
         raise AdvertiserError(
             "The advert payload is empty: pass the 20 encrypted bytes from the advert "
-            "encryption step."
+            "encryption step.",
+            AdvertiserReason.BAD_PAYLOAD,
         )
     if len(data) > limit:
         raise AdvertiserError(
             f"The advert payload is {len(data)} bytes but a BLE advert can carry at most "
-            f"{limit}: send the 20-byte caBLE advert (plus at most {limit - 20} suffix bytes)."
+            f"{limit}: send the 20-byte caBLE advert (plus at most {limit - 20} suffix bytes).",
+            AdvertiserReason.BAD_PAYLOAD,
         )
     return data

@@ -22,7 +22,12 @@ from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
 from hybrid.ble.advertiser import check_service_data
 from hybrid.ble.availability import bluetooth_reason, dbus_error_reason
-from hybrid.errors import AdvertiserError, BluetoothReason, BluetoothUnavailable
+from hybrid.errors import (
+    AdvertiserError,
+    AdvertiserReason,
+    BluetoothReason,
+    BluetoothUnavailable,
+)
 from hybrid.protocol.constants import FIDO_SERVICE_UUID
 
 logger = logging.getLogger(__name__)
@@ -75,7 +80,8 @@ class BluezAdvertiser:
         if not _ADAPTER_NAME.fullmatch(adapter):
             raise AdvertiserError(
                 f"'{adapter}' is not a Bluetooth adapter name: use one that "
-                "'bluetoothctl list' or 'hciconfig' shows, such as hci0."
+                "'bluetoothctl list' or 'hciconfig' shows, such as hci0.",
+                AdvertiserReason.BAD_ADAPTER_NAME,
             )
         self._adapter = adapter
         self._adapter_path = f"/org/bluez/{adapter}"
@@ -138,8 +144,11 @@ class BluezAdvertiser:
         except Exception as exc:
             if bus is not None:
                 bus.disconnect()
+            reason = bluetooth_reason(exc)
             raise AdvertiserError(
-                f"Cannot advertise over BlueZ: {_advice(bluetooth_reason(exc))}"
+                f"Cannot advertise over BlueZ: {_advice(reason)}",
+                AdvertiserReason.BLUETOOTH_UNAVAILABLE,
+                bluetooth=reason,
             ) from exc
         return bus
 
@@ -158,7 +167,9 @@ class BluezAdvertiser:
             return await asyncio.wait_for(bus.call(message), self._timeout)
         except TimeoutError as exc:
             raise AdvertiserError(
-                f"Cannot advertise over BlueZ: {_advice(BluetoothReason.TIMEOUT)}"
+                f"Cannot advertise over BlueZ: {_advice(BluetoothReason.TIMEOUT)}",
+                AdvertiserReason.BLUETOOTH_UNAVAILABLE,
+                bluetooth=BluetoothReason.TIMEOUT,
             ) from exc
 
     def _refusal(self, name: str, body: list[object], length: int) -> AdvertiserError:
@@ -166,26 +177,35 @@ class BluezAdvertiser:
         if name in _NO_ADAPTER_ERRORS:
             return AdvertiserError(
                 f"BlueZ has no adapter '{self._adapter}' that can advertise ({detail}): pick one "
-                "from 'bluetoothctl list', or plug in a Bluetooth LE adapter."
+                "from 'bluetoothctl list', or plug in a Bluetooth LE adapter.",
+                AdvertiserReason.NO_ADAPTER,
             )
         if name == "org.bluez.Error.NotPermitted":
             return AdvertiserError(
                 f"BlueZ refused the advert ({detail}): turn the adapter on "
-                "('bluetoothctl power on') and stop other programs that advertise, then retry."
+                "('bluetoothctl power on') and stop other programs that advertise, then retry.",
+                AdvertiserReason.NOT_PERMITTED,
             )
         if name == "org.bluez.Error.InvalidLength":
             return AdvertiserError(
                 f"The advert is too long for this adapter ({length} bytes of service data; "
-                f"{detail}): send only the 20-byte caBLE advert."
+                f"{detail}): send only the 20-byte caBLE advert.",
+                AdvertiserReason.TOO_LONG,
             )
         if name == "org.bluez.Error.AlreadyExists":
             return AdvertiserError(
                 f"BlueZ already has this advert registered ({detail}): stop the other "
-                "advertiser of this program, or restart it, and try again."
+                "advertiser of this program, or restart it, and try again.",
+                AdvertiserReason.ALREADY_REGISTERED,
             )
         if (reason := dbus_error_reason(name)) is not None:
-            return AdvertiserError(f"Cannot advertise over BlueZ: {_advice(reason)} ({detail})")
+            return AdvertiserError(
+                f"Cannot advertise over BlueZ: {_advice(reason)} ({detail})",
+                AdvertiserReason.BLUETOOTH_UNAVAILABLE,
+                bluetooth=reason,
+            )
         return AdvertiserError(
             f"BlueZ refused the advert ({detail}): see 'journalctl -u bluetooth' for why, check "
-            "that the adapter supports LE advertising ('btmgmt info'), then try again."
+            "that the adapter supports LE advertising ('btmgmt info'), then try again.",
+            AdvertiserReason.REFUSED,
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hybrid.ble.advertiser import MAX_LEGACY_SERVICE_DATA, check_service_data
 from hybrid.ble.bumble_radio import VirtualRadio, import_bumble
-from hybrid.errors import AdvertiserError
+from hybrid.errors import AdvertiserError, AdvertiserReason
 from hybrid.protocol.constants import FIDO_SERVICE_UUID16
 
 if TYPE_CHECKING:
@@ -78,13 +78,15 @@ class BumbleAdvertiser:
         except (common.TransportSpecError, ValueError, AssertionError) as exc:
             raise AdvertiserError(
                 f"'{transport_spec}' is not an HCI transport bumble understands: use one like "
-                f"{_TRANSPORT_EXAMPLES}."
+                f"{_TRANSPORT_EXAMPLES}.",
+                AdvertiserReason.BAD_TRANSPORT,
             ) from exc
         except Exception as exc:
             raise AdvertiserError(
                 f"Could not open the Bluetooth controller at '{transport_spec}' ({exc!r}): check "
                 "that it is plugged in and not claimed by the system's Bluetooth service "
-                "(on Linux: 'sudo systemctl stop bluetooth'), and that you may access it."
+                "(on Linux: 'sudo systemctl stop bluetooth'), and that you may access it.",
+                AdvertiserReason.CANNOT_OPEN,
             ) from exc
         try:
             device_mod = import_bumble("bumble.device")
@@ -103,7 +105,8 @@ class BumbleAdvertiser:
                 raise
             raise AdvertiserError(
                 f"The Bluetooth controller at '{transport_spec}' did not start ({exc!r}): "
-                "unplug and replug it, or check that it is an HCI (not vendor-mode) dongle."
+                "unplug and replug it, or check that it is an HCI (not vendor-mode) dongle.",
+                AdvertiserReason.DID_NOT_START,
             ) from exc
         return cls(device, interval_ms=interval_ms, timeout=timeout, transport=transport)
 
@@ -139,7 +142,8 @@ class BumbleAdvertiser:
             self._advertising = False
             raise AdvertiserError(
                 f"The Bluetooth controller refused to advertise ({exc!r}): check that it is "
-                "powered and not advertising for another program, then try again."
+                "powered and not advertising for another program, then try again.",
+                AdvertiserReason.REFUSED,
             ) from exc
         self._advertising = True
 
@@ -153,7 +157,8 @@ class BumbleAdvertiser:
         except Exception as exc:
             raise AdvertiserError(
                 f"The Bluetooth controller did not stop advertising ({exc!r}): unplug it or "
-                "restart the program to be sure the advert is gone."
+                "restart the program to be sure the advert is gone.",
+                AdvertiserReason.DID_NOT_STOP,
             ) from exc
 
     async def close(self) -> None:

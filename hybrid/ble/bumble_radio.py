@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
 
-from hybrid.errors import AdvertiserError
+from hybrid.errors import AdvertiserError, AdvertiserReason
 
 if TYPE_CHECKING:
     from bumble.device import Device
@@ -25,7 +25,8 @@ def import_bumble(module: str) -> ModuleType:
     except ImportError as exc:
         raise AdvertiserError(
             "The bumble Bluetooth stack is not installed: install it with "
-            "'pip install fido-hybrid[bumble]'."
+            "'pip install fido-hybrid[bumble]'.",
+            AdvertiserReason.NOT_INSTALLED,
         ) from exc
 
 

@@ -5,7 +5,18 @@ repository call; keep them and their signatures exactly.
 """
 
 from hybrid.errors import ProtocolError
+from hybrid.protocol.conversation import (
+    MAX_UPDATES,
+    Connected,
+    CtapReply,
+    CtapRequest,
+    Event,
+    LinkingReceived,
+    PeerShutdown,
+    State,
+)
 from hybrid.protocol.crypter import Crypter
+from hybrid.protocol.desktop import DesktopConversation
 from hybrid.protocol.digits import digits_decode, digits_encode
 from hybrid.protocol.domains import (
     ASSIGNED_DOMAINS,
@@ -33,6 +44,7 @@ from hybrid.protocol.messages import (
     encode_update,
 )
 from hybrid.protocol.noise import HandshakeInitiator, HandshakeType, respond_to_handshake
+from hybrid.protocol.phone import PhoneConversation, new_linking_info
 from hybrid.protocol.qr import QRCode
 
 __all__ = [
@@ -51,7 +63,19 @@ __all__ = [
     "respond_to_handshake",
     "Crypter",
     "ProtocolError",
-    # Beyond the conformance API: what the desktop and phone roles need.
+    # Beyond the conformance API: the conversations the desktop and phone roles drive ...
+    "DesktopConversation",
+    "PhoneConversation",
+    "Connected",
+    "CtapReply",
+    "CtapRequest",
+    "Event",
+    "LinkingReceived",
+    "PeerShutdown",
+    "State",
+    "MAX_UPDATES",
+    "new_linking_info",
+    # ... and the pieces they are made of.
     "ASSIGNED_DOMAINS",
     "HandshakeType",
     "LinkingInfo",

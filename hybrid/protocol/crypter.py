@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes
+from hybrid.errors import ProtocolError, ProtocolReason
+from hybrid.protocol.cbor import require_bytes
 
 #: Chromium refuses sequence numbers above this.
 MAX_SEQUENCE = (1 << 24) - 1
@@ -98,11 +98,15 @@ class Crypter:
             padded = self._open(counter, ciphertext, old=self._old_construction)
         except InvalidTag:
             if counter != 0 or self._old_construction:
-                raise ProtocolError("record failed authentication") from None
+                raise ProtocolError(
+                    "record failed authentication", reason=ProtocolReason.AUTHENTICATION_FAILED
+                ) from None
             try:
                 padded = self._open(counter, ciphertext, old=True)
             except InvalidTag:
-                raise ProtocolError("record failed authentication") from None
+                raise ProtocolError(
+                    "record failed authentication", reason=ProtocolReason.AUTHENTICATION_FAILED
+                ) from None
             self._old_construction = True
         self._read_counter += 1
         return unpad(padded)

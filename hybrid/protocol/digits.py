@@ -6,7 +6,7 @@ Digits keep the QR code in numeric mode, the densest one. Little-endian chunks, 
 from __future__ import annotations
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes
+from hybrid.protocol.cbor import require_bytes
 
 _CHUNK_BYTES = 7
 _CHUNK_DIGITS = 17

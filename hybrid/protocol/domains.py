@@ -7,7 +7,7 @@ import hashlib
 import re
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes, require_int
+from hybrid.protocol.cbor import require_bytes, require_int
 from hybrid.protocol.constants import (
     CONNECT_PATH,
     CONTACT_PATH,

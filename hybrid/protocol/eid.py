@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes, require_int
+from hybrid.protocol.cbor import require_bytes, require_int
 from hybrid.protocol.constants import (
     ADVERT_SIZE,
     EID_KEY_SIZE,

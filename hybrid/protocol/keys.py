@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes
+from hybrid.protocol.cbor import require_bytes
 from hybrid.protocol.constants import COMPRESSED_POINT_SIZE, UNCOMPRESSED_POINT_SIZE
 
 _MAX_HKDF_LENGTH = 255 * 32

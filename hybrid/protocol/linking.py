@@ -9,8 +9,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes
+from hybrid.errors import ProtocolError, ProtocolReason
+from hybrid.protocol.cbor import require_bytes
 from hybrid.protocol.keys import ecdh, load_point, require_p256_private_key
 
 _KEY_CONTACT_ID = 1
@@ -98,7 +98,10 @@ class LinkingInfo:
         if not verify_pairing_signature(
             qr_private_key, self.authenticator_public_key, handshake_hash, self.handshake_signature
         ):
-            raise ProtocolError("linking info signature is invalid: the phone was not linked")
+            raise ProtocolError(
+                "linking info signature is invalid: the phone was not linked",
+                reason=ProtocolReason.AUTHENTICATION_FAILED,
+            )
 
 
 def compute_pairing_signature(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import cbor_decode, cbor_decode_map, cbor_encode, require_bytes
+from hybrid.protocol.cbor import cbor_decode, cbor_decode_map, cbor_encode, require_bytes
 from hybrid.protocol.linking import LinkingInfo
 
 POST_HANDSHAKE_PADDING = 512

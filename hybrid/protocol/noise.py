@@ -12,8 +12,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import require_bytes
+from hybrid.errors import ProtocolError, ProtocolReason
+from hybrid.protocol.cbor import require_bytes
 from hybrid.protocol.constants import PSK_SIZE, UNCOMPRESSED_POINT_SIZE
 from hybrid.protocol.crypter import Crypter
 from hybrid.protocol.keys import (
@@ -69,7 +69,8 @@ class _SymmetricState:
             plaintext = AESGCM(self._key).decrypt(_HANDSHAKE_NONCE, ciphertext, self.handshake_hash)
         except InvalidTag:
             raise ProtocolError(
-                "handshake failed: the peer does not hold this session's keys"
+                "handshake failed: the peer does not hold this session's keys",
+                reason=ProtocolReason.AUTHENTICATION_FAILED,
             ) from None
         self.mix_hash(ciphertext)
         return plaintext

@@ -11,11 +11,18 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hybrid.errors import ProtocolError
-from hybrid.protocol._cbor import cbor_decode_map, cbor_encode, require_bytes, require_int
-from hybrid.protocol.constants import QR_PREFIX, QR_SECRET_SIZE
+from hybrid.protocol.cbor import cbor_decode_map, cbor_encode, require_bytes, require_int
+from hybrid.protocol.constants import (
+    EID_KEY_SIZE,
+    PSK_SIZE,
+    QR_PREFIX,
+    QR_SECRET_SIZE,
+    TUNNEL_ID_SIZE,
+)
 from hybrid.protocol.digits import digits_decode, digits_encode
 from hybrid.protocol.domains import ASSIGNED_DOMAINS
-from hybrid.protocol.keys import load_point, point_bytes
+from hybrid.protocol.eid import Eid
+from hybrid.protocol.keys import KeyPurpose, derive, load_point, point_bytes
 
 #: Request-type hints understood; anything else is read as "ga" (as Chromium does).
 KNOWN_REQUEST_TYPES = frozenset({"ga", "mc", "dcp", "dci"})
@@ -66,6 +73,22 @@ class QRCode:
     def public_point(self) -> bytes:
         """The desktop's static key as a 65-byte uncompressed point (the Noise `s`)."""
         return point_bytes(load_point(self.public_key, "QR key 0", compressed=True))
+
+    # The QR secret's key schedule: every key both roles derive from it, in one place.
+
+    @functools.cached_property
+    def eid_key(self) -> bytes:
+        """The 64-byte key that encrypts and authenticates the phone's BLE advert."""
+        return derive(self.secret, b"", KeyPurpose.EID_KEY, EID_KEY_SIZE)
+
+    @functools.cached_property
+    def tunnel_id(self) -> bytes:
+        """The 16-byte tunnel ID both sides name to the tunnel server."""
+        return derive(self.secret, b"", KeyPurpose.TUNNEL_ID, TUNNEL_ID_SIZE)
+
+    def psk(self, eid: Eid) -> bytes:
+        """The Noise pre-shared key, bound to the advert the phone sent (its plaintext EID)."""
+        return derive(self.secret, eid.to_bytes(), KeyPurpose.PSK, PSK_SIZE)
 
     @classmethod
     def generate(

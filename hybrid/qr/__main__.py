@@ -1,5 +1,6 @@
-"""`python -m hybrid.qr`: see `hybrid.qr.cli`."""
+"""`python -m hybrid.qr`: the desktop command line (see `hybrid.cli.desktop`)."""
 
-from hybrid.qr.cli import main
+from hybrid.cli.desktop import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

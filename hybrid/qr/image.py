@@ -8,6 +8,7 @@ the ``FIDO:/`` URLs drawn by ``hybrid.qr.render`` come back byte for byte.
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import subprocess
@@ -29,15 +30,32 @@ _INSTALL_ADVICE: Final = (
 
 
 class QrImageError(HybridError):
-    """A QR code could not be read from an image file."""
+    """A QR code could not be read from an image file; ``path`` is the file (or program)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class ZbarNotInstalled(QrImageError):
-    """The ``zbarimg`` program is not installed or cannot be run."""
+    """The ``zbarimg`` program (``path``) is not installed or cannot be run."""
+
+
+class UnreadableReason(enum.Enum):
+    """Why an image file could not be read (``QrImageUnreadable.reason``)."""
+
+    MISSING = "missing"
+    FOLDER = "folder"
+    NO_ACCESS = "no_access"
+    NOT_AN_IMAGE = "not_an_image"
 
 
 class QrImageUnreadable(QrImageError):
     """The image file is missing, unreadable or not in an image format zbar knows."""
+
+    def __init__(self, message: str, *, path: str | None, reason: UnreadableReason) -> None:
+        self.reason = reason
+        super().__init__(message, path=path)
 
 
 class NoQrCodeFound(QrImageError):
@@ -45,7 +63,11 @@ class NoQrCodeFound(QrImageError):
 
 
 class QrDecodeTimeout(QrImageError, TimeoutError):
-    """zbarimg took longer than allowed (usually a very large image)."""
+    """zbarimg took longer than ``seconds`` (usually a very large image)."""
+
+    def __init__(self, message: str, *, path: str | None, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(message, path=path)
 
 
 def decode_qr_image(
@@ -64,10 +86,10 @@ def decode_qr_image(
     program = shutil.which(zbarimg)
     if program is None:
         raise ZbarNotInstalled(
-            f"Cannot read QR images: {zbarimg!r} was not found; {_INSTALL_ADVICE}."
+            f"Cannot read QR images: {zbarimg!r} was not found; {_INSTALL_ADVICE}.", path=zbarimg
         )
     args = [program, "--raw", "--quiet", "--oneshot", "-Sdisable", "-Sqrcode.enable"]
-    if _supports_nodbus(program, timeout):
+    if supports_nodbus(program, timeout):
         # Otherwise zbar broadcasts what it decoded (here, the QR secret) on the system D-Bus.
         args.append("--nodbus")
     # An absolute path, so that a file name starting with '-' is not taken for an option.
@@ -79,20 +101,27 @@ def decode_qr_image(
     except subprocess.TimeoutExpired as exc:
         raise QrDecodeTimeout(
             f"Reading the QR code in {str(image)!r} took longer than {timeout:g} s: use a "
-            "smaller image, e.g. a screenshot or a photo cropped to the code."
+            "smaller image, e.g. a screenshot or a photo cropped to the code.",
+            path=str(image),
+            seconds=timeout,
         ) from exc
     except OSError as exc:
-        raise ZbarNotInstalled(f"Cannot run {program!r} ({exc}); {_INSTALL_ADVICE}.") from exc
+        raise ZbarNotInstalled(
+            f"Cannot run {program!r} ({exc.strerror or exc}); {_INSTALL_ADVICE}.", path=program
+        ) from exc
 
     if done.returncode == _EXIT_NO_SYMBOL or (done.returncode == 0 and not done.stdout):
         raise NoQrCodeFound(
             f"No QR code found in {str(image)!r}: use a sharp, evenly lit photo or a screenshot "
-            "with the whole code in view, including the light border around it."
+            "with the whole code in view, including the light border around it.",
+            path=str(image),
         )
     if done.returncode != 0:
         raise QrImageUnreadable(
             f"zbarimg could not read {str(image)!r} ({_zbar_error(done.stderr)}): give a PNG "
-            "or JPEG image of the QR code."
+            "or JPEG image of the QR code.",
+            path=str(image),
+            reason=UnreadableReason.NOT_AN_IMAGE,
         )
     # zbar's QR decoder already hands out UTF-8 (byte segments are converted from their
     # guessed charset), so "replace" only guards against a zbar build that does not.
@@ -106,20 +135,26 @@ def _check_readable(image: Path) -> None:
             stream.read(1)
     except FileNotFoundError as exc:
         raise QrImageUnreadable(
-            f"No image file {str(image)!r}: check the path of the QR code picture."
+            f"No image file {str(image)!r}: check the path of the QR code picture.",
+            path=str(image),
+            reason=UnreadableReason.MISSING,
         ) from exc
     except IsADirectoryError as exc:
         raise QrImageUnreadable(
-            f"{str(image)!r} is a folder, not an image: give the path of the QR code picture."
+            f"{str(image)!r} is a folder, not an image: give the path of the QR code picture.",
+            path=str(image),
+            reason=UnreadableReason.FOLDER,
         ) from exc
     except OSError as exc:
         raise QrImageUnreadable(
             f"Cannot read {str(image)!r} ({exc.strerror or exc}): check that the file exists "
-            "and that you may read it."
+            "and that you may read it.",
+            path=str(image),
+            reason=UnreadableReason.NO_ACCESS,
         ) from exc
 
 
-def _supports_nodbus(program: str, timeout: float) -> bool:
+def supports_nodbus(program: str, timeout: float) -> bool:
     """Whether this zbarimg has ``--nodbus`` (recent builds with D-Bus support do)."""
     known = _NODBUS_SUPPORT.get(program)
     if known is not None:

@@ -10,6 +10,7 @@ on a screen, which is never torn or smudged.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import os
 import re
@@ -48,8 +49,21 @@ _HALF_BLOCKS: Final = {
 _ASCII_MODULES: Final = {False: "  ", True: "##"}
 
 
+class RenderProblem(enum.Enum):
+    """What stopped a QR code from being drawn or written (``QrRenderError.problem``)."""
+
+    BAD_QUIET_ZONE = "bad_quiet_zone"
+    BAD_SCALE = "bad_scale"
+    NO_PILLOW = "no_pillow"
+    CANNOT_WRITE = "cannot_write"
+
+
 class QrRenderError(HybridError):
     """A QR code could not be drawn or written (bad option, missing Pillow, unwritable file)."""
+
+    def __init__(self, message: str, problem: RenderProblem) -> None:
+        self.problem = problem
+        super().__init__(message)
 
 
 def make_qr(url: str) -> qrcode.QRCode:
@@ -102,7 +116,8 @@ def render_terminal(
     if not MIN_QUIET_ZONE <= quiet_zone <= QUIET_ZONE * 4:
         raise QrRenderError(
             f"quiet_zone={quiet_zone} cannot be drawn: use {MIN_QUIET_ZONE} to "
-            f"{QUIET_ZONE * 4} modules ({QUIET_ZONE} is the standard)."
+            f"{QUIET_ZONE * 4} modules ({QUIET_ZONE} is the standard).",
+            RenderProblem.BAD_QUIET_ZONE,
         )
     modules: list[list[bool]] = [[bool(m) for m in row] for row in make_qr(url).modules]
     count = len(modules)
@@ -135,7 +150,8 @@ def write_png(url: str, path: str | os.PathLike[str], *, scale: int = DEFAULT_PN
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_PNG_SCALE:
         raise QrRenderError(
             f"PNG scale {scale!r} is not usable: give a whole number of pixels per module "
-            f"from 1 to {MAX_PNG_SCALE} (the default, {DEFAULT_PNG_SCALE}, suits a screen)."
+            f"from 1 to {MAX_PNG_SCALE} (the default, {DEFAULT_PNG_SCALE}, suits a screen).",
+            RenderProblem.BAD_SCALE,
         )
     qr = make_qr(url)
     qr.box_size = scale
@@ -159,7 +175,8 @@ def _pillow_factory() -> Any:
     except ImportError as exc:
         raise QrRenderError(
             "Writing a PNG needs the Pillow package: pip install pillow (or write an SVG file, "
-            "or show the code in the terminal, which need nothing extra)."
+            "or show the code in the terminal, which need nothing extra).",
+            RenderProblem.NO_PILLOW,
         ) from exc
     from qrcode.image.pil import PilImage
 
@@ -175,7 +192,8 @@ def _save(path: str | os.PathLike[str], kind: str, write: Callable[[IO[bytes]], 
     except OSError as exc:
         raise QrRenderError(
             f"Cannot write the {kind} QR code to {str(target)!r} ({exc.strerror or exc}): "
-            "choose a path in an existing folder you can write to."
+            "choose a path in an existing folder you can write to.",
+            RenderProblem.CANNOT_WRITE,
         ) from exc
 
 

@@ -3,17 +3,18 @@
 Typical use over a hybrid tunnel::
 
     prepared = prepare_get_assertion(options_json, "https://example.com")
-    reply = await tunnel.transact(prepared.ctap_request)   # status ‖ CBOR from the phone
+    request = prepared.ctap_request_for(session.info)    # once the phone's getInfo is in
+    reply = await session.transact(request)               # status ‖ CBOR from the phone
     credential_json = finish_get_assertion(prepared, reply)
 """
 
-from hybrid.webauthn import _fido2_speedup
 from hybrid.webauthn.errors import (
     InvalidOptions,
     InvalidOrigin,
     UnknownCredential,
     orphaned_passkey_advice,
 )
+from hybrid.webauthn.fido2_hints import cache_fido2_type_hints
 from hybrid.webauthn.finish import TRANSPORTS, finish_get_assertion, finish_make_credential
 from hybrid.webauthn.options import (
     effective_rp_id,
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidOrigin",
     "PreparedRequest",
     "UnknownCredential",
+    "cache_fido2_type_hints",
     "effective_rp_id",
     "finish_get_assertion",
     "finish_make_credential",
@@ -39,5 +41,3 @@ __all__ = [
     "prepare_get_assertion",
     "prepare_make_credential",
 ]
-
-_fido2_speedup.install()

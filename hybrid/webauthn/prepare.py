@@ -1,7 +1,8 @@
 """Turning a site's WebAuthn options into the one CTAP2 command a phone will answer.
 
-Phones answer exactly one command per tunnel, so the request is built completely up front:
-clientDataJSON, its hash, and the canonical CBOR of makeCredential or getAssertion.
+Phones answer exactly one command per tunnel, so the request is prepared up front (clientDataJSON,
+its hash, the makeCredential or getAssertion parameters) and encoded by `ctap_request_for` once
+the phone's getInfo is known.
 
 Option mapping (browsers do the same for phones):
 - `rk` is sent when residentKey is "required" or "preferred" (phones make passkeys anyway);
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from fido2 import cbor
+from fido2.ctap2.base import Info
 from fido2.webauthn import (
     AttestationConveyancePreference,
     CollectedClientData,
@@ -51,11 +54,17 @@ class PreparedRequest:
     rp_id: str
     origin: str
     client_data: CollectedClientData
-    ctap_request: bytes  # command byte ‖ CBOR map
+    command: CtapCommand
+    ctap_params: Mapping[int, Any]  # the request map, before the phone's getInfo is known
     allow_credentials: tuple[bytes, ...] = ()
     resident_key: bool = False  # "rk" was sent
     cred_props: bool = False  # the site asked for the credProps extension
     attestation: str = AttestationConveyancePreference.NONE.value
+
+    def ctap_request_for(self, info: Info) -> bytes:
+        """`command ‖ canonical CBOR` for the phone whose parsed getInfo is `info`."""
+        del info  # every phone gets the same request for now
+        return bytes([self.command]) + cbor.encode(dict(self.ctap_params))
 
     @property
     def qr_request_type(self) -> str:
@@ -130,7 +139,8 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
         rp_id=rp_id,
         origin=normalized,
         client_data=client_data,
-        ctap_request=bytes([CtapCommand.MAKE_CREDENTIAL]) + cbor.encode(params),
+        command=CtapCommand.MAKE_CREDENTIAL,
+        ctap_params=MappingProxyType(params),
         resident_key=resident_key,
         cred_props=extensions.get("credProps") is True,
         attestation=(parsed.attestation or AttestationConveyancePreference.NONE).value,
@@ -156,6 +166,7 @@ def prepare_get_assertion(options: str | Mapping[str, Any], origin: str) -> Prep
         rp_id=rp_id,
         origin=normalized,
         client_data=client_data,
-        ctap_request=bytes([CtapCommand.GET_ASSERTION]) + cbor.encode(params),
+        command=CtapCommand.GET_ASSERTION,
+        ctap_params=MappingProxyType(params),
         allow_credentials=tuple(d["id"] for d in allow),
     )

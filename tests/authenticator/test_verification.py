@@ -125,6 +125,10 @@ async def test_verifying_phone_asked_only_for_presence_does_not_claim_uv() -> No
     assert [r.user_verification for r in approve.requests] == [False, False]
 
 
+def _info(auth: SoftwareAuthenticator) -> Info:
+    return Info.from_dict(decode_cbor_map(auth.get_info_cbor()))
+
+
 async def ceremony(auth: SoftwareAuthenticator, uv: UserVerificationRequirement) -> None:
     """Register and sign in through the desktop's prepare/finish, checked by Fido2Server."""
     server = Fido2Server(PublicKeyCredentialRpEntity(id=RP, name="Example"))
@@ -132,14 +136,14 @@ async def ceremony(auth: SoftwareAuthenticator, uv: UserVerificationRequirement)
         ALICE, resident_key_requirement=ResidentKeyRequirement.REQUIRED, user_verification=uv
     )
     prepared = prepare_make_credential(json.dumps(dict(options["publicKey"])), ORIGIN)
-    reply = await auth.handle_ctap(prepared.ctap_request)
+    reply = await auth.handle_ctap(prepared.ctap_request_for(_info(auth)))
     auth_data = server.register_complete(state, finish_make_credential(prepared, reply))
     assert auth_data.credential_data is not None
     assert auth_data.is_user_verified() is (uv is REQUIRED)
 
     request, state = server.authenticate_begin(user_verification=uv)
     prepared = prepare_get_assertion(json.dumps(dict(request["publicKey"])), ORIGIN)
-    reply = await auth.handle_ctap(prepared.ctap_request)
+    reply = await auth.handle_ctap(prepared.ctap_request_for(_info(auth)))
     result = finish_get_assertion(prepared, reply)
     server.authenticate_complete(state, [auth_data.credential_data], result)
 

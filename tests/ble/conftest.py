@@ -22,8 +22,6 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusBool, DBusDict, DBusSignature, DBusStr
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
-from hybrid.ble.bumble_radio import VirtualRadio
-
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
@@ -273,10 +271,3 @@ async def fake_bluez(system_bus: str) -> AsyncIterator[Callable[..., Any]]:
     yield start
     for bluez in started:
         await bluez.close()
-
-
-@pytest.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
-    """A virtual BLE radio (bumble LocalLink); every device on it is closed after the test."""
-    async with VirtualRadio() as virtual_radio:
-        yield virtual_radio

@@ -47,7 +47,6 @@ async def test_missing_system_bus_socket_is_no_dbus(
     elapsed = time.monotonic() - started
     assert error.reason is BluetoothReason.NO_DBUS
     assert isinstance(error.__cause__, FileNotFoundError)
-    assert "D-Bus" in str(error)
     assert elapsed < 5, f"took {elapsed:.2f} s"  # hang guard only; it takes milliseconds
 
 
@@ -73,7 +72,6 @@ async def test_bus_without_bluez_is_bluez_not_running(system_bus: str) -> None:
     error = await unavailable(CableScanner())
     assert error.reason is BluetoothReason.BLUEZ_NOT_RUNNING
     assert isinstance(error.__cause__, BleakDBusError)
-    assert "systemctl start bluetooth" in str(error)
 
 
 async def test_bus_policy_denying_bluez_is_permission_denied(
@@ -89,7 +87,6 @@ async def test_bus_policy_denying_bluez_is_permission_denied(
         await bluez.close()
     assert error.reason is BluetoothReason.DBUS_PERMISSION_DENIED
     assert isinstance(error.__cause__, BleakDBusError)
-    assert "bluetooth' group" in str(error)
 
 
 async def test_bus_refusing_our_login_is_permission_denied(

@@ -10,7 +10,7 @@ from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.errors import AdvertiserError
+from hybrid.errors import AdvertiserError, AdvertiserReason
 
 ADVERT = bytes(range(1, 21))
 
@@ -60,16 +60,14 @@ async def test_advertise_again_replaces_and_stop_is_idempotent(
     assert not advertiser.device.is_advertising
 
 
-@pytest.mark.parametrize(
-    ("payload", "message"),
-    [(b"", "empty"), (bytes(28), "at most 27"), ("not bytes", "must be bytes")],
-)
+@pytest.mark.parametrize("payload", [b"", bytes(28), "not bytes"])
 async def test_payloads_no_advert_can_carry_are_refused(
-    radio: VirtualRadio, payload: bytes, message: str
+    radio: VirtualRadio, payload: bytes
 ) -> None:
     advertiser = await BumbleAdvertiser.from_radio(radio)
-    with pytest.raises(AdvertiserError, match=message):
+    with pytest.raises(AdvertiserError) as info:
         await advertiser.advertise(payload)
+    assert info.value.reason is AdvertiserReason.BAD_PAYLOAD
     assert not advertiser.device.is_advertising
 
 
@@ -83,16 +81,18 @@ async def test_longest_payload_fits_a_legacy_advert(
 
 
 async def test_unknown_transport_is_a_clear_error() -> None:
-    with pytest.raises(AdvertiserError, match="usb:0"):
+    with pytest.raises(AdvertiserError) as info:
         await BumbleAdvertiser.open("carrier-pigeon:0", timeout=2)
+    assert info.value.reason is AdvertiserReason.BAD_TRANSPORT
 
 
 async def test_unreachable_controller_is_a_clear_error() -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(AdvertiserError, match="plugged in"):
+    with pytest.raises(AdvertiserError) as info:
         await BumbleAdvertiser.open(f"tcp-client:127.0.0.1:{port}", timeout=2)
+    assert info.value.reason is AdvertiserReason.CANNOT_OPEN
 
 
 async def test_controller_that_never_answers_is_a_clear_error() -> None:
@@ -100,8 +100,9 @@ async def test_controller_that_never_answers_is_a_clear_error() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
-        with pytest.raises(AdvertiserError, match="did not start"):
+        with pytest.raises(AdvertiserError) as info:
             await BumbleAdvertiser.open(f"tcp-client:127.0.0.1:{port}", timeout=0.2)
+        assert info.value.reason is AdvertiserReason.DID_NOT_START
 
 
 async def test_real_hci_transport_to_a_virtual_dongle(

@@ -20,7 +20,8 @@ from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.client import HybridClient
+from hybrid.ctap import CtapStatus
+from hybrid.desktop import HybridClient
 from hybrid.errors import (
     BluetoothReason,
     BluetoothUnavailable,
@@ -29,11 +30,12 @@ from hybrid.errors import (
     NoCredentials,
     OperationDenied,
     PeerError,
+    PeerReason,
     TunnelError,
 )
-from hybrid.protocol import Eid, KeyPurpose, QRCode, derive, encrypt_advert
+from hybrid.protocol import Eid, QRCode, encrypt_advert
 from hybrid.status import Stage, Status
-from tests.e2e.conftest import USER, StatusLog
+from tests.conftest import USER, StatusLog
 from tests.e2e.phones import verifying_phone
 
 ClientFactory = Callable[..., HybridClient]
@@ -127,8 +129,9 @@ async def test_declined_on_the_phone(
 
     phone = PhoneRunner(verifying_phone(decline), advertiser, tunnel_url)
     options, _ = relying_party.register_begin(USER)
-    with pytest.raises(OperationDenied, match="phone"):
+    with pytest.raises(OperationDenied) as caught:
         await make_client().make_credential(dict(options["publicKey"]), phone)
+    assert caught.value.status == CtapStatus.OPERATION_DENIED
     assert asked and asked[0].kind == "create" and asked[0].rp_id == "example.com"
     assert (await phone.result()).status == 0x27
 
@@ -141,8 +144,9 @@ async def test_no_passkey_for_the_site(
 ) -> None:
     phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
     options, _ = relying_party.authenticate_begin()
-    with pytest.raises(NoCredentials, match=r"no passkey for example\.com"):
+    with pytest.raises(NoCredentials) as caught:
         await make_client().get_assertion(dict(options["publicKey"]), phone)
+    assert (caught.value.status, caught.value.rp_id) == (CtapStatus.NO_CREDENTIALS, "example.com")
     assert (await phone.result()).status == 0x2E
 
 
@@ -176,7 +180,7 @@ async def test_bluetooth_off_is_reported_before_any_qr_code(
     )
     options, _ = relying_party.authenticate_begin()
     started = time.monotonic()
-    with pytest.raises(BluetoothUnavailable, match="turn it on") as caught:
+    with pytest.raises(BluetoothUnavailable) as caught:
         await client.get_assertion(dict(options["publicKey"]), shown.append)
     assert time.monotonic() - started < 5  # a hang guard, not a benchmark
     assert caught.value.reason is BluetoothReason.POWERED_OFF
@@ -192,7 +196,6 @@ async def test_no_system_dbus_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(BluetoothUnavailable) as caught:
         await asyncio.wait_for(client.check_bluetooth(), 10)
     assert caught.value.reason is BluetoothReason.NO_DBUS
-    assert "D-Bus" in str(caught.value)
 
 
 async def test_foreign_adverts_are_ignored(
@@ -204,9 +207,9 @@ async def test_foreign_adverts_are_ignored(
 ) -> None:
     noise = await BumbleAdvertiser.from_radio(radio, "stranger")
     other_qr, _ = QRCode.generate()
-    stranger_key = derive(other_qr.secret, b"", KeyPurpose.EID_KEY, 64)
     # A valid advert for someone else's QR code, on the same UUID, before our phone shows up.
-    await noise.advertise(encrypt_advert(stranger_key, Eid(os.urandom(10), b"\x01\x02\x03", 0)))
+    stranger = Eid(os.urandom(10), b"\x01\x02\x03", 0)
+    await noise.advertise(encrypt_advert(other_qr.eid_key, stranger))
     phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
     try:
         await _register(make_client(), phone, relying_party)
@@ -223,6 +226,7 @@ async def test_phone_hint_when_no_advert_arrives(
     with pytest.raises(CeremonyTimeout) as caught:
         await client.get_assertion(dict(options["publicKey"]), lambda url: None)
     assert isinstance(caught.value, TimeoutError)
+    assert (caught.value.waiting_for, caught.value.seconds) == ("phone", 1.0)
     hints = [s for s in statuses if s.stage is Stage.PHONE_NOT_SEEN]
     assert len(hints) == 1 and "Bluetooth" in hints[0].message
 
@@ -235,12 +239,13 @@ async def test_tunnel_server_down(
     unused_tcp_port: int,
 ) -> None:
     dead = f"ws://127.0.0.1:{unused_tcp_port}"
-    with pytest.raises(TunnelError, match="tunnel server"):
+    with pytest.raises(TunnelError) as caught:
         await answer_qr(QRCode.generate()[0].to_url(), verifying_phone(), advertiser, dead)
+    assert caught.value.http_status is None  # nothing answered at all
     # The phone reached a live server but the desktop's server is down.
     phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url, timeout=2.0)
     options, _ = relying_party.authenticate_begin()
-    with pytest.raises(TunnelError, match="Could not reach the tunnel server"):
+    with pytest.raises(TunnelError):
         await make_client(tunnel_url=dead).get_assertion(dict(options["publicKey"]), phone)
     with pytest.raises(CeremonyTimeout):
         await asyncio.wait_for(phone.result(), 30)  # nobody connects: the phone gives up
@@ -264,8 +269,9 @@ async def test_phone_vanishes_mid_way(
     desktop = asyncio.create_task(make_client().get_assertion(dict(options["publicKey"]), phone))
     await asyncio.wait_for(started.wait(), 10)
     phone.tasks[-1].cancel()  # the phone app is killed while asking its user
-    with pytest.raises(PeerError, match="closed the connection"):
+    with pytest.raises(PeerError) as caught:
         await asyncio.wait_for(desktop, 10)
+    assert caught.value.reason is PeerReason.CLOSED and caught.value.close_code is not None
 
 
 async def test_cancelling_the_desktop_closes_everything(

@@ -14,25 +14,30 @@ from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
 
-from hybrid.authenticator import SoftwareAuthenticator, answer_qr
+from hybrid.authenticator import PhoneSessionResult, SoftwareAuthenticator, answer_qr
+from hybrid.ble.advertiser import Advertiser
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
 from hybrid.ble.scanner import CableScanner
-from hybrid.client import HybridClient
-from hybrid.errors import CeremonyTimeout, HybridError, ProtocolError
+from hybrid.desktop import HybridClient
+from hybrid.errors import (
+    CeremonyTimeout,
+    HybridError,
+    ProtocolError,
+    ProtocolReason,
+    SessionSpent,
+)
 from hybrid.protocol import (
     Crypter,
     Eid,
     HandshakeInitiator,
-    KeyPurpose,
     LinkingInfo,
     MessageType,
     PostHandshakeMessage,
     QRCode,
     compute_pairing_signature,
     decrypt_advert,
-    derive,
     encode_message,
     encode_update,
     encrypt_advert,
@@ -42,9 +47,9 @@ from hybrid.protocol.crypter import pad, unpad
 from hybrid.protocol.keys import point_bytes
 from hybrid.tunnel import Tunnel
 from hybrid.webauthn import finish_make_credential, prepare_make_credential
-from tests.e2e.conftest import ORIGIN, USER
+from tests.conftest import ORIGIN, USER
 from tests.e2e.phones import verifying_phone
-from tunnel_server import ServerConfig, TunnelServer
+from tunnel_server import TunnelServer
 
 ClientFactory = Callable[..., HybridClient]
 
@@ -66,47 +71,58 @@ class RecordingAdvertiser:
 
 
 async def _find_phone(radio: VirtualRadio, qr: QRCode) -> Eid:
-    eid_key = derive(qr.secret, b"", KeyPurpose.EID_KEY, 64)
     async with CableScanner(BumbleScannerBackend, {"radio": radio}) as scanner:
         async for advert in scanner.adverts():
-            eid = decrypt_advert(eid_key, advert.service_data)
+            eid = decrypt_advert(qr.eid_key, advert.service_data)
             if eid is not None:
                 return eid
     raise AssertionError("scanner stopped")
 
 
-async def test_phone_gives_up_when_no_desktop_connects(advertiser: BumbleAdvertiser) -> None:
+async def _phone_and_raw_desktop(
+    radio: VirtualRadio, advertiser: Advertiser, server_url: str
+) -> tuple[QRCode, ec.EllipticCurvePrivateKey, Eid, asyncio.Task[PhoneSessionResult], Tunnel]:
+    """`answer_qr` running, and a desktop tunnel joined to it that has sent nothing yet."""
+    qr, qr_key = QRCode.generate()
+    phone = asyncio.create_task(
+        answer_qr(qr.to_url(), verifying_phone(), advertiser, server_url, timeout=10)
+    )
+    eid = await _find_phone(radio, qr)
+    tunnel = await Tunnel.open_connect(server_url, eid.routing_id, qr.tunnel_id)
+    return qr, qr_key, eid, phone, tunnel
+
+
+async def test_phone_gives_up_when_no_desktop_connects(
+    advertiser: BumbleAdvertiser, local_server: TunnelServer
+) -> None:
     recorder = RecordingAdvertiser(advertiser)
-    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
-        qr, _ = QRCode.generate()
-        with pytest.raises(CeremonyTimeout, match="did not finish"):
-            await answer_qr(qr.to_url(), verifying_phone(), recorder, server.url, timeout=0.5)
-        assert recorder.calls == ["advertise", "stop"]
-        await asyncio.sleep(0.1)
-        assert server.active_tunnels() == 0  # the phone's tunnel is gone too
+    qr, _ = QRCode.generate()
+    with pytest.raises(CeremonyTimeout) as caught:
+        await answer_qr(qr.to_url(), verifying_phone(), recorder, local_server.url, timeout=0.5)
+    assert (caught.value.waiting_for, caught.value.seconds) == ("computer", 0.5)
+    assert recorder.calls == ["advertise", "stop"]
+    await asyncio.sleep(0.1)
+    assert local_server.active_tunnels() == 0  # the phone's tunnel is gone too
 
 
 async def test_desktop_sending_garbage_gets_a_clean_close(
-    radio: VirtualRadio, advertiser: BumbleAdvertiser
+    radio: VirtualRadio, advertiser: BumbleAdvertiser, local_server: TunnelServer
 ) -> None:
     recorder = RecordingAdvertiser(advertiser)
-    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
-        qr, _ = QRCode.generate()
-        phone = asyncio.create_task(
-            answer_qr(qr.to_url(), verifying_phone(), recorder, server.url, timeout=10)
-        )
-        eid = await _find_phone(radio, qr)
-        tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, 16)
-        desktop = await Tunnel.open_connect(server.url, eid.routing_id, tunnel_id)
-        await desktop.send(os.urandom(81))  # not a handshake message
-        with pytest.raises(ProtocolError):
-            await asyncio.wait_for(phone, 10)
-        assert recorder.calls == ["advertise", "stop"]
-        with pytest.raises(HybridError):
-            await asyncio.wait_for(desktop.recv(), 5)  # the phone closed the tunnel
-        await desktop.close()
-        await asyncio.sleep(0.1)
-        assert server.active_tunnels() == 0
+
+    _, _, _, phone, desktop = await _phone_and_raw_desktop(radio, recorder, local_server.url)
+    await desktop.send(os.urandom(81))  # not a handshake message
+    with pytest.raises(ProtocolError) as caught:
+        await asyncio.wait_for(phone, 10)
+    assert caught.value.peer == "computer"
+    failed = (ProtocolReason.MALFORMED, ProtocolReason.AUTHENTICATION_FAILED)
+    assert caught.value.reason in failed
+    assert recorder.calls == ["advertise", "stop"]
+    with pytest.raises(HybridError):
+        await asyncio.wait_for(desktop.recv(), 5)  # the phone closed the tunnel
+    await desktop.close()
+    await asyncio.sleep(0.1)
+    assert local_server.active_tunnels() == 0
 
 
 class OldCrypter:
@@ -140,15 +156,14 @@ async def hand_built_phone(
 ) -> bytes:
     """A phone written from the protocol pieces, with the variations real phones have."""
     qr = QRCode.from_url(url)
-    tunnel = await Tunnel.open_new(tunnel_url, derive(qr.secret, b"", 2, 16))
+    tunnel = await Tunnel.open_new(tunnel_url, qr.tunnel_id)
     assert tunnel.routing_id is not None
     eid = Eid(os.urandom(10), tunnel.routing_id, 0)
-    await advertiser.advertise(encrypt_advert(derive(qr.secret, b"", 1, 64), eid))
+    await advertiser.advertise(encrypt_advert(qr.eid_key, eid))
     message = await tunnel.recv()
     await advertiser.stop()
-    psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
     response, crypter, handshake_hash = respond_to_handshake(
-        psk, message, peer_identity=qr.public_point
+        qr.psk(eid), message, peer_identity=qr.public_point
     )
     records: Crypter | OldCrypter = OldCrypter(crypter) if old_records else crypter
     await tunnel.send(response)
@@ -256,7 +271,7 @@ async def test_forged_linking_info_fails_the_session(
     relying_party: Fido2Server,
 ) -> None:
     client = make_client()
-    with pytest.raises(ProtocolError, match="signature"):
+    with pytest.raises(ProtocolError) as caught:
         await _register_with(
             client,
             relying_party,
@@ -269,6 +284,10 @@ async def test_forged_linking_info_fails_the_session(
                 linking=functools.partial(_linking, forged=True),
             ),
         )
+    assert (caught.value.reason, caught.value.peer) == (
+        ProtocolReason.AUTHENTICATION_FAILED,
+        "phone",
+    )
     assert client.linking_info is None
 
 
@@ -293,11 +312,11 @@ async def test_ctap_device_adapter_with_fido2_ctap2(
         def use_ctap2() -> bytes:
             ctap2 = Ctap2(device)  # sends getInfo: answered from the post-handshake message
             assert "FIDO_2_1" in ctap2.info.versions
-            return device.call(0x10, prepared.ctap_request)
+            return device.call(0x10, prepared.ctap_request_for(ctap2.info))
 
         response = await asyncio.to_thread(use_ctap2)
-        with pytest.raises(HybridError, match="one command"):
-            await session.transact(prepared.ctap_request)
+        with pytest.raises(SessionSpent):
+            await session.transact(prepared.ctap_request_for(session.info))
     relying_party.register_complete(state, finish_make_credential(prepared, response))
     await tasks[0]
 
@@ -328,31 +347,26 @@ async def test_a_phone_flooding_update_messages_is_cut_off(
         )
         tasks.append(asyncio.create_task(phone))
 
-    with pytest.raises(ProtocolError, match="update after update"):
+    with pytest.raises(ProtocolError) as caught:
         await make_client().get_assertion(dict(options["publicKey"]), show_qr)
+    assert (caught.value.reason, caught.value.peer) == (ProtocolReason.TOO_MANY_UPDATES, "phone")
     done, _ = await asyncio.wait(tasks, timeout=10)  # it got its request in, then was cut off
     assert done == set(tasks)
 
 
 async def test_a_desktop_flooding_update_messages_is_cut_off(
-    radio: VirtualRadio, advertiser: BumbleAdvertiser
+    radio: VirtualRadio, advertiser: BumbleAdvertiser, local_server: TunnelServer
 ) -> None:
-    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
-        qr, qr_key = QRCode.generate()
-        phone = asyncio.create_task(
-            answer_qr(qr.to_url(), verifying_phone(), advertiser, server.url, timeout=10)
-        )
-        eid = await _find_phone(radio, qr)
-        tunnel = await Tunnel.open_connect(
-            server.url, eid.routing_id, derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, 16)
-        )
-        initiator = HandshakeInitiator(
-            derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32), identity=qr_key
-        )
-        await tunnel.send(initiator.initial_message())
-        crypter, _ = initiator.process_response(await tunnel.recv())
-        for _ in range(40):
-            await tunnel.send(crypter.encrypt(encode_message(MessageType.UPDATE, b"\xa0")))
-        with pytest.raises(ProtocolError, match="update after update"):
-            await asyncio.wait_for(phone, 10)
-        await tunnel.close()
+    qr, qr_key, eid, phone, tunnel = await _phone_and_raw_desktop(
+        radio, advertiser, local_server.url
+    )
+    initiator = HandshakeInitiator(qr.psk(eid), identity=qr_key)
+    await tunnel.send(initiator.initial_message())
+    crypter, _ = initiator.process_response(await tunnel.recv())
+    for _ in range(40):
+        await tunnel.send(crypter.encrypt(encode_message(MessageType.UPDATE, b"\xa0")))
+    with pytest.raises(ProtocolError) as caught:
+        await asyncio.wait_for(phone, 10)
+    assert caught.value.reason is ProtocolReason.TOO_MANY_UPDATES
+    assert caught.value.peer == "computer"
+    await tunnel.close()

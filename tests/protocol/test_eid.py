@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hybrid.protocol import Eid, KeyPurpose, ProtocolError, decrypt_advert, derive, encrypt_advert
+from hybrid.protocol import (
+    Eid,
+    KeyPurpose,
+    ProtocolError,
+    QRCode,
+    decrypt_advert,
+    derive,
+    encrypt_advert,
+)
 from tests.protocol.vectors import (
     E1_PLAINTEXT,
     E4_ADVERT,
@@ -14,8 +22,10 @@ from tests.protocol.vectors import (
     E4_PLAINTEXT,
     E4_ROUTING_ID,
     KNOWN_ADVERT,
+    KNOWN_ADVERT_NEW_URL,
     KNOWN_ADVERT_PLAINTEXT,
     KNOWN_ADVERT_SECRET,
+    KNOWN_QR_POINT,
 )
 
 ZERO_KEY = derive(bytes(16), b"", KeyPurpose.EID_KEY, 64)
@@ -51,6 +61,15 @@ def test_e2_known_advert() -> None:
     assert eid.routing_id == bytes([2, 101, 85])
     assert eid.domain_id == 0
     assert encrypt_advert(key, eid) == KNOWN_ADVERT
+
+
+def test_qr_key_schedule_against_the_known_advert() -> None:
+    """The QR code derives the advert key and tunnel ID of §E2 from its secret."""
+    qr = QRCode(public_key=KNOWN_QR_POINT, secret=KNOWN_ADVERT_SECRET)
+    eid = decrypt_advert(qr.eid_key, KNOWN_ADVERT)
+    assert eid is not None and eid.to_bytes() == KNOWN_ADVERT_PLAINTEXT
+    assert KNOWN_ADVERT_NEW_URL.endswith(qr.tunnel_id.hex().upper())
+    assert qr.psk(eid) == derive(KNOWN_ADVERT_SECRET, KNOWN_ADVERT_PLAINTEXT, KeyPurpose.PSK, 32)
 
 
 def test_e4_round_trip_and_fixed_advert() -> None:

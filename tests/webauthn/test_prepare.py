@@ -10,6 +10,7 @@ from fido2 import cbor
 from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import CollectedClientData
 
+from hybrid.ctap import CtapCommand, GetAssertionKey, MakeCredentialKey
 from hybrid.errors import HybridError
 from hybrid.webauthn import (
     InvalidOptions,
@@ -18,6 +19,7 @@ from hybrid.webauthn import (
     prepare_get_assertion,
     prepare_make_credential,
 )
+from tests.conftest import PHONE_INFO
 
 CHALLENGE = b"c" * 32
 
@@ -56,15 +58,27 @@ def test_make_credential_request_bytes() -> None:
         "example.com",
         "mc",
     )
-    assert prepared.ctap_request[0] == 0x01
-    body = ctap_map(prepared.ctap_request)
-    assert set(body) == {1, 2, 3, 4, 5, 7}
-    assert body[1] == sha256(prepared.client_data)
-    assert body[2] == {"id": "example.com", "name": "Example"}
-    assert body[3] == {"id": b"user", "name": "alice", "displayName": "Alice"}
-    assert body[4] == [{"alg": -8, "type": "public-key"}, {"alg": -7, "type": "public-key"}]
-    assert body[5] == [{"id": b"old", "type": "public-key"}]
-    assert body[7] == {"uv": True}  # residentKey defaults to discouraged, uv to preferred
+    assert prepared.ctap_request_for(PHONE_INFO)[0] == CtapCommand.MAKE_CREDENTIAL
+    body = ctap_map(prepared.ctap_request_for(PHONE_INFO))
+    mc = MakeCredentialKey
+    assert set(body) == {
+        mc.CLIENT_DATA_HASH,
+        mc.RP,
+        mc.USER,
+        mc.PUB_KEY_CRED_PARAMS,
+        mc.EXCLUDE_LIST,
+        mc.OPTIONS,
+    }
+    assert body[mc.CLIENT_DATA_HASH] == sha256(prepared.client_data)
+    assert body[mc.RP] == {"id": "example.com", "name": "Example"}
+    assert body[mc.USER] == {"id": b"user", "name": "alice", "displayName": "Alice"}
+    assert body[mc.PUB_KEY_CRED_PARAMS] == [
+        {"alg": -8, "type": "public-key"},
+        {"alg": -7, "type": "public-key"},
+    ]
+    assert body[mc.EXCLUDE_LIST] == [{"id": b"old", "type": "public-key"}]
+    # residentKey defaults to discouraged, userVerification to preferred
+    assert body[mc.OPTIONS] == {"uv": True}
 
     client_data = CollectedClientData(bytes(prepared.client_data))
     assert client_data.type == "webauthn.create"
@@ -90,16 +104,18 @@ def test_rk_and_uv_options(
     body = ctap_map(
         prepare_make_credential(
             creation(authenticatorSelection=selection), "https://example.com"
-        ).ctap_request
+        ).ctap_request_for(PHONE_INFO)
     )
-    assert body.get(7) == options
+    assert body.get(MakeCredentialKey.OPTIONS) == options
 
 
 def test_empty_algorithm_list_means_es256_and_rs256() -> None:
     body = ctap_map(
-        prepare_make_credential(creation(pubKeyCredParams=[]), "https://example.com").ctap_request
+        prepare_make_credential(
+            creation(pubKeyCredParams=[]), "https://example.com"
+        ).ctap_request_for(PHONE_INFO)
     )
-    assert [p["alg"] for p in body[4]] == [-7, -257]
+    assert [p["alg"] for p in body[MakeCredentialKey.PUB_KEY_CRED_PARAMS]] == [-7, -257]
 
 
 def test_get_assertion_request_bytes() -> None:
@@ -109,12 +125,12 @@ def test_get_assertion_request_bytes() -> None:
         "https://example.com",
     )
     assert (prepared.kind, prepared.qr_request_type) == ("get", "ga")
-    assert prepared.ctap_request[0] == 0x02
-    body = ctap_map(prepared.ctap_request)
+    assert prepared.ctap_request_for(PHONE_INFO)[0] == CtapCommand.GET_ASSERTION
+    body = ctap_map(prepared.ctap_request_for(PHONE_INFO))
     assert body == {
-        1: "example.com",
-        2: sha256(prepared.client_data),
-        3: [{"id": b"cred", "type": "public-key"}],
+        GetAssertionKey.RP_ID: "example.com",
+        GetAssertionKey.CLIENT_DATA_HASH: sha256(prepared.client_data),
+        GetAssertionKey.ALLOW_LIST: [{"id": b"cred", "type": "public-key"}],
     }
     assert prepared.allow_credentials == (b"cred",)
     assert CollectedClientData(bytes(prepared.client_data)).type == "webauthn.get"
@@ -122,9 +138,16 @@ def test_get_assertion_request_bytes() -> None:
 
 def test_discoverable_get_assertion_omits_empty_allow_list() -> None:
     body = ctap_map(
-        prepare_get_assertion(request(allowCredentials=[]), "https://example.com").ctap_request
+        prepare_get_assertion(request(allowCredentials=[]), "https://example.com").ctap_request_for(
+            PHONE_INFO
+        )
     )
-    assert body == {1: "example.com", 2: body[2], 5: {"uv": True}}
+    ga = GetAssertionKey
+    assert body == {
+        ga.RP_ID: "example.com",
+        ga.CLIENT_DATA_HASH: body[ga.CLIENT_DATA_HASH],
+        ga.OPTIONS: {"uv": True},
+    }
 
 
 @pytest.mark.parametrize(

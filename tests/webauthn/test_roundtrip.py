@@ -23,7 +23,7 @@ from fido2.webauthn import (
 )
 
 from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
-from hybrid.ctap import decode_cbor_map
+from hybrid.ctap import GetAssertionResponseKey, decode_cbor_map
 from hybrid.errors import (
     CredentialExcluded,
     NoCredentials,
@@ -38,6 +38,7 @@ from hybrid.webauthn import (
     prepare_get_assertion,
     prepare_make_credential,
 )
+from tests.conftest import PHONE_INFO
 
 ORIGIN = "https://example.com"
 ALICE = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice")
@@ -61,7 +62,9 @@ async def register(
 ) -> tuple[AttestedCredentialData, dict[str, Any]]:
     options, state = server.register_begin(user, **begin)
     prepared = prepare_make_credential(as_json(options), ORIGIN)
-    credential = finish_make_credential(prepared, await auth.handle_ctap(prepared.ctap_request))
+    credential = finish_make_credential(
+        prepared, await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+    )
     auth_data = server.register_complete(state, credential)
     assert auth_data.credential_data is not None
     return auth_data.credential_data, credential
@@ -77,7 +80,9 @@ async def authenticate(
         allow, user_verification=UserVerificationRequirement.REQUIRED
     )
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
-    result = finish_get_assertion(prepared, await auth.handle_ctap(prepared.ctap_request))
+    result = finish_get_assertion(
+        prepared, await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+    )
     server.authenticate_complete(state, credentials, result)
     return result
 
@@ -132,9 +137,10 @@ async def test_excluded_credential(server: Fido2Server) -> None:
     credential, _ = await register(server, auth)
     options, _ = server.register_begin(ALICE, credentials=[credential])
     prepared = prepare_make_credential(as_json(options), ORIGIN)
-    reply = await auth.handle_ctap(prepared.ctap_request)
-    with pytest.raises(CredentialExcluded, match=r"already has a passkey for example\.com"):
+    reply = await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+    with pytest.raises(CredentialExcluded) as caught:
         finish_make_credential(prepared, reply)
+    assert (caught.value.status, caught.value.rp_id) == (0x19, "example.com")
     assert [r.kind for r in asked] == ["create", "create"]
 
 
@@ -152,29 +158,28 @@ async def test_declined_on_the_phone(server: Fido2Server, approve: Any) -> None:
     options, _ = server.authenticate_begin([credential])
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
     with pytest.raises(OperationDenied) as caught:
-        finish_get_assertion(prepared, await declining.handle_ctap(prepared.ctap_request))
-    assert str(caught.value) == (
-        "Sign-in was cancelled on the phone: try again and approve it on the phone."
-    )
+        finish_get_assertion(
+            prepared, await declining.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+        )
+    assert caught.value.status == 0x27  # CTAP2_ERR_OPERATION_DENIED
 
     creation, _ = server.register_begin(ALICE)
     prepared = prepare_make_credential(as_json(creation), ORIGIN)
     with pytest.raises(OperationDenied):
-        finish_make_credential(prepared, await declining.handle_ctap(prepared.ctap_request))
+        finish_make_credential(
+            prepared, await declining.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+        )
 
 
 async def test_no_credentials(server: Fido2Server) -> None:
     options, _ = server.authenticate_begin()
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
     reply = await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
-        prepared.ctap_request
+        prepared.ctap_request_for(PHONE_INFO)
     )
     with pytest.raises(NoCredentials) as caught:
         finish_get_assertion(prepared, reply)
-    assert str(caught.value) == (
-        "This phone has no passkey for example.com: use the phone or account where you "
-        "created it, or register a new passkey."
-    )
+    assert (caught.value.status, caught.value.rp_id) == (0x2E, "example.com")
 
 
 async def test_only_unsupported_algorithms(server: Fido2Server) -> None:
@@ -183,18 +188,19 @@ async def test_only_unsupported_algorithms(server: Fido2Server) -> None:
     ]
     options, _ = server.register_begin(ALICE)
     prepared = prepare_make_credential(as_json(options), ORIGIN)
-    with pytest.raises(UnsupportedAlgorithm, match="ES256"):
+    with pytest.raises(UnsupportedAlgorithm) as caught:
         finish_make_credential(
             prepared,
             await SoftwareAuthenticator(verifies_user=True, approve=approve_all).handle_ctap(
-                prepared.ctap_request
+                prepared.ctap_request_for(PHONE_INFO)
             ),
         )
+    assert caught.value.status == 0x26  # CTAP2_ERR_UNSUPPORTED_ALGORITHM
 
 
 def _without_credential(reply: bytes) -> bytes:
     body = decode_cbor_map(reply[1:])
-    del body[1]
+    del body[GetAssertionResponseKey.CREDENTIAL]
     return reply[:1] + cbor.encode(body)
 
 
@@ -205,7 +211,7 @@ async def test_omitted_credential_is_taken_from_a_one_entry_allow_list(
     credential, _ = await register(server, auth)
     options, state = server.authenticate_begin([credential])
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
-    reply = _without_credential(await auth.handle_ctap(prepared.ctap_request))
+    reply = _without_credential(await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO)))
     result = finish_get_assertion(prepared, reply)
     assert server.authenticate_complete(state, [credential], result) == credential
 
@@ -219,7 +225,7 @@ async def test_omitted_credential_without_a_single_allow_entry_is_refused(
     for allow in (None, [first, second]):
         options, _ = server.authenticate_begin(allow)
         prepared = prepare_get_assertion(as_json(options), ORIGIN)
-        reply = _without_credential(await auth.handle_ctap(prepared.ctap_request))
+        reply = _without_credential(await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO)))
         with pytest.raises(ProtocolError, match="allow list"):
             finish_get_assertion(prepared, reply)
 
@@ -230,14 +236,13 @@ async def test_orphaned_passkey_becomes_unknown_credential(server: Fido2Server) 
     await register(server, auth)
     options, state = server.authenticate_begin()
     prepared = prepare_get_assertion(as_json(options), ORIGIN)
-    result = finish_get_assertion(prepared, await auth.handle_ctap(prepared.ctap_request))
+    result = finish_get_assertion(
+        prepared, await auth.handle_ctap(prepared.ctap_request_for(PHONE_INFO))
+    )
     with pytest.raises(UnknownCredential) as caught:
         try:
             server.authenticate_complete(state, [], result)  # the site's list is now empty
         except ValueError as exc:
             raise UnknownCredential(prepared.rp_id, websafe_decode(result["rawId"])) from exc
-    assert str(caught.value) == (
-        "The passkey you used is no longer registered at example.com: remove it from your "
-        "phone's password manager and register again."
-    )
+    assert caught.value.rp_id == "example.com"
     assert caught.value.credential_id == websafe_decode(result["rawId"])

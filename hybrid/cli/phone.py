@@ -11,42 +11,44 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import sys
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Final
 
 from hybrid.authenticator.ctap import SoftwareAuthenticator
 from hybrid.authenticator.phone import DEFAULT_TIMEOUT, PhoneSessionResult, answer_qr
-from hybrid.authenticator.prompt import TerminalApprover, shown
 from hybrid.authenticator.store import CredentialStore
 from hybrid.ble.advertiser import Advertiser
+from hybrid.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_verbose,
+    configure_logging,
+    exit_code_for,
+    positive_seconds,
+    report,
+    run_main,
+)
+from hybrid.cli.prompt import TerminalApprover
 from hybrid.ctap import status_name
 from hybrid.errors import (
     AdvertiserError,
-    BluetoothUnavailable,
-    CeremonyTimeout,
-    HybridError,
+    AdvertiserReason,
     PeerError,
+    PeerReason,
     ProtocolError,
     StoreError,
 )
-from hybrid.exit_codes import (
-    EXIT_BLUETOOTH,
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TIMEOUT,
-    EXIT_USAGE,
-)
 from hybrid.protocol import QRCode, normalize_base_url
-from hybrid.qr.image import QrImageError, decode_qr_image
+from hybrid.qr.image import decode_qr_image
+from hybrid.text import shown
 
 log = logging.getLogger(__name__)
 
+#: The credential store cannot be used.
 EXIT_STORE: Final = 5
 
 MEMORY_STORE: Final = ":memory:"
@@ -69,10 +71,6 @@ exit codes:
 """
 
 
-class UsageError(HybridError):
-    """A flag, QR code URL or QR image the command cannot use (exit code 2)."""
-
-
 def default_store_path() -> Path:
     """`$XDG_DATA_HOME/fido-hybrid/credentials.json`, else under `~/.local/share`."""
     data_home = os.environ.get("XDG_DATA_HOME", "")
@@ -88,13 +86,6 @@ def _advertiser_spec(value: str) -> str:
         f"{value!r} is not an advertiser: use bluez, bluez:ADAPTER (e.g. bluez:hci1) or "
         "bumble:TRANSPORT (e.g. bumble:usb:0, bumble:serial:/dev/ttyUSB0)"
     )
-
-
-def _seconds(value: str) -> float:
-    with contextlib.suppress(ValueError):
-        if math.isfinite(seconds := float(value)) and seconds > 0:
-            return seconds
-    raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="approve every request without asking")
     p.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT,
         metavar="S",
         help="give up after S seconds (default %(default)g)",
@@ -146,9 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fido-hybrid",
         help="this authenticator's name in linking info (default %(default)s)",
     )
-    p.add_argument(
-        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks with errors"
-    )
+    add_verbose(p)
     return p
 
 
@@ -158,19 +147,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace | int:
         return build_parser().parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-
-
-def exit_code(exc: BaseException) -> int:
-    """The documented exit code for a failure."""
-    if isinstance(exc, UsageError | QrImageError):
-        return EXIT_USAGE
-    if isinstance(exc, BluetoothUnavailable | AdvertiserError):
-        return EXIT_BLUETOOTH
-    if isinstance(exc, CeremonyTimeout):
-        return EXIT_TIMEOUT
-    if isinstance(exc, StoreError):
-        return EXIT_STORE
-    return EXIT_FAILURE
 
 
 def open_store(value: str | None) -> CredentialStore:
@@ -207,7 +183,8 @@ async def open_advertiser(spec: str | None) -> AsyncIterator[Advertiser]:
         if not sys.platform.startswith("linux"):
             raise AdvertiserError(
                 "Only Linux (BlueZ) can advertise without extra hardware: pass --advertiser "
-                "bumble:usb:0 with a Bluetooth USB dongle the system does not use."
+                "bumble:usb:0 with a Bluetooth USB dongle the system does not use.",
+                AdvertiserReason.NO_ADAPTER,
             )
         spec = "bluez"
     kind, _, rest = spec.partition(":")
@@ -224,8 +201,9 @@ async def open_advertiser(spec: str | None) -> AsyncIterator[Advertiser]:
         from hybrid.ble.bluez_advertiser import BluezAdvertiser
     except ImportError as exc:
         raise AdvertiserError(
-            f"BlueZ advertising needs the dbus-fast package ({exc}): install it with "
-            "'pip install dbus-fast', or use --advertiser bumble:usb:0 with a USB dongle."
+            f"BlueZ advertising needs the dbus-fast package ({exc.name}): install it with "
+            "'pip install dbus-fast', or use --advertiser bumble:usb:0 with a USB dongle.",
+            AdvertiserReason.NOT_INSTALLED,
         ) from exc
     try:
         bluez = BluezAdvertiser(rest or "hci0")
@@ -254,14 +232,14 @@ async def _checked_url(args: argparse.Namespace) -> str:
         QRCode.from_url(url)
     except ProtocolError as exc:
         raise UsageError(
-            f"The QR code text is not usable ({exc}). Copy the whole FIDO:/ text again, or "
+            f"The QR code text is not usable ({exc.detail}). Copy the whole FIDO:/ text again, or "
             "pass --qr-image with a picture of the code."
         ) from exc
     try:
         if args.tunnel_url is not None:
             normalize_base_url(args.tunnel_url)
     except ProtocolError as exc:
-        raise UsageError(f"Bad --tunnel-url: {exc}.") from exc
+        raise UsageError(f"Bad --tunnel-url: {exc.detail}.") from exc
     return url
 
 
@@ -297,7 +275,8 @@ async def _session(args: argparse.Namespace, advertiser: Advertiser | None) -> i
     if result.command is None:
         raise PeerError(
             "The computer ended the session without sending a request: start the sign-in "
-            "again on the computer and scan the new QR code."
+            "again on the computer and scan the new QR code.",
+            reason=PeerReason.ENDED_WITHOUT_REQUEST,
         )
     if result.linked:
         progress("Sent linking info")
@@ -309,22 +288,9 @@ async def run_args(args: argparse.Namespace, advertiser: Advertiser | None = Non
     """Run one session; errors become messages on stderr and exit codes."""
     try:
         return await _session(args, advertiser)
-    except HybridError as exc:
-        _report(args, exc, f"error: {exc}")
-        return exit_code(exc)
     except Exception as exc:
-        _report(
-            args,
-            exc,
-            f"error: unexpected {type(exc).__name__}: run again with -v and report the traceback.",
-        )
-        return EXIT_FAILURE
-
-
-def _report(args: argparse.Namespace, exc: BaseException, message: str) -> None:
-    if args.verbose:
-        traceback.print_exception(exc, file=sys.stderr)
-    print(message, file=sys.stderr, flush=True)
+        report(exc, args.verbose)
+        return exit_code_for(exc, own=(StoreError,))
 
 
 async def run(argv: Sequence[str] | None = None, *, advertiser: Advertiser | None = None) -> int:
@@ -338,25 +304,15 @@ async def run(argv: Sequence[str] | None = None, *, advertiser: Advertiser | Non
     return await run_args(args, advertiser)
 
 
-def _configure_logging(verbose: bool) -> None:
-    # Debug output only from this project: dependencies' debug logs would dump frame bytes.
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if verbose:
-        logging.getLogger("hybrid").setLevel(logging.DEBUG)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m hybrid.authenticator`; returns the exit code."""
     args = parse_args(argv)
     if isinstance(args, int):
         return args
-    _configure_logging(args.verbose)
-    try:
-        return asyncio.run(run_args(args))
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopped advertising and closed the tunnel", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    configure_logging(args.verbose)
+    return run_main(
+        run_args(args),
+        verbose=args.verbose,
+        own=(StoreError,),
+        interrupted="interrupted: stopped advertising and closed the tunnel",
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import secrets
@@ -13,25 +12,20 @@ from typing import Any, Final, TextIO
 
 from fido2.utils import websafe_encode
 
-from hybrid.client import HybridClient
-from hybrid.errors import (
-    BluetoothUnavailable,
-    CeremonyTimeout,
-    CtapStatusError,
-    HybridError,
-)
-from hybrid.exit_codes import (
-    EXIT_BLUETOOTH,
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
+from hybrid.cli.common import (
     EXIT_OK,
-    EXIT_TIMEOUT,
     EXIT_USAGE,
+    add_verbose,
+    configure_logging,
+    positive_seconds,
+    run_main,
 )
+from hybrid.desktop import HybridClient
+from hybrid.errors import CtapStatusError
 from hybrid.qr.render import render_terminal, write_png, write_svg
 from hybrid.status import Status
-from hybrid.webauthn import InvalidOptions
 
+#: The phone refused: declined, no passkey for the site, already registered.
 EXIT_REFUSED: Final = 5
 
 EPILOG: Final = """\
@@ -73,12 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--png", metavar="FILE", help="also write the QR code as PNG")
     parser.add_argument("--svg", metavar="FILE", help="also write the QR code as SVG")
     parser.add_argument("--json", action="store_true", help="print compact JSON only")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds (default 300)")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=300.0, help="seconds (default 300)"
+    )
     parser.add_argument("--tunnel-url", help="use this tunnel server (ws://host:port)")
     parser.add_argument(
         "--invert", action="store_true", help="swap dark and light in the terminal QR code"
     )
     parser.add_argument("--ascii", action="store_true", help="draw the QR code with '#' only")
+    add_verbose(parser)
     return parser
 
 
@@ -136,19 +133,6 @@ class TerminalUI:
         print("Scan this code with your phone's camera.", file=self._err, flush=True)
 
 
-def exit_code_for(error: BaseException) -> int:
-    """The documented exit code for an error."""
-    if isinstance(error, InvalidOptions):
-        return EXIT_USAGE
-    if isinstance(error, BluetoothUnavailable):
-        return EXIT_BLUETOOTH
-    if isinstance(error, CeremonyTimeout):
-        return EXIT_TIMEOUT
-    if isinstance(error, CtapStatusError):
-        return EXIT_REFUSED
-    return EXIT_FAILURE
-
-
 async def run(
     args: argparse.Namespace,
     options: Any,
@@ -190,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["demo"]:
-        from hybrid.qr.demo import main as demo_main
+        from hybrid.cli.demo import main as demo_main
 
         return demo_main(argv[1:])
     parser = build_parser()
@@ -200,11 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"error: cannot read the options: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return asyncio.run(run(args, options, sys.stdout, sys.stderr))
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except HybridError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+    configure_logging(args.verbose)
+    return run_main(
+        run(args, options, sys.stdout, sys.stderr), verbose=args.verbose, own=(CtapStatusError,)
+    )

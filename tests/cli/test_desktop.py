@@ -17,10 +17,10 @@ from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.exit_codes import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
+from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
+from hybrid.cli.desktop import build_parser, run
 from hybrid.qr import decode_qr_image
-from hybrid.qr.cli import build_parser, run
-from tunnel_server import ServerConfig, TunnelServer
+from tunnel_server import TunnelServer
 
 
 def _cli(*args: str, tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -74,50 +74,47 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Fido2Server verified the sign-in signature" in result.stdout
 
 
-async def test_register_and_sign_in_scanning_the_png(tmp_path: Path) -> None:
+async def test_register_and_sign_in_scanning_the_png(
+    tmp_path: Path, local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
+) -> None:
     """The phone 'scans' the PNG the CLI wrote (zbar), then answers; Fido2Server verifies."""
     rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
     phone = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
-    async with (
-        TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server,
-        VirtualRadio() as radio,
-    ):
-        advertiser = await BumbleAdvertiser.from_radio(radio, "phone")
-        tasks: list[asyncio.Task[object]] = []
-        png = tmp_path / "qr.png"
+    tunnel = local_server.url
+    tasks: list[asyncio.Task[object]] = []
+    png = tmp_path / "qr.png"
 
-        def scan(url: str) -> None:
-            scanned = decode_qr_image(png)
-            assert scanned == url
-            tasks.append(asyncio.create_task(answer_qr(scanned, phone, advertiser, server.url)))
+    def scan(url: str) -> None:
+        scanned = decode_qr_image(png)
+        assert scanned == url
+        tasks.append(asyncio.create_task(answer_qr(scanned, phone, advertiser, tunnel)))
 
-        results = []
-        for flags in (["--register", "--user", "alice"], []):
-            args = build_parser().parse_args(
-                [*flags, "--json", "--png", str(png), "--tunnel-url", server.url, "--timeout", "20"]
+    results = []
+    for flags in (["--register", "--user", "alice"], []):
+        args = build_parser().parse_args(
+            [*flags, "--json", "--png", str(png), "--tunnel-url", tunnel, "--timeout", "20"]
+        )
+        options, state = (
+            rp.register_begin(
+                {"id": b"alice", "name": "alice", "displayName": "alice"},  # type: ignore[arg-type]
             )
-            options, state = (
-                rp.register_begin(
-                    {"id": b"alice", "name": "alice", "displayName": "alice"},  # type: ignore[arg-type]
-                )
-                if flags
-                else rp.authenticate_begin()
-            )
-            out, err = io.StringIO(), io.StringIO()
-            code = await run(
-                args,
-                dict(options["publicKey"]),
-                out,
-                err,
-                after_qr=scan,
-                scanner_backend=BumbleScannerBackend,
-                scanner_kwargs={"radio": radio},
-            )
-            assert code == EXIT_OK
-            await tasks[-1]
-            results.append((state, json.loads(out.getvalue())))
-            assert "█" in err.getvalue() or "▀" in err.getvalue()
-        auth_data = rp.register_complete(*results[0])
-        assert auth_data.credential_data is not None
-        rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])
-        await advertiser.close()
+            if flags
+            else rp.authenticate_begin()
+        )
+        out, err = io.StringIO(), io.StringIO()
+        code = await run(
+            args,
+            dict(options["publicKey"]),
+            out,
+            err,
+            after_qr=scan,
+            scanner_backend=BumbleScannerBackend,
+            scanner_kwargs={"radio": radio},
+        )
+        assert code == EXIT_OK
+        await tasks[-1]
+        results.append((state, json.loads(out.getvalue())))
+        assert "█" in err.getvalue() or "▀" in err.getvalue()
+    auth_data = rp.register_complete(*results[0])
+    assert auth_data.credential_data is not None
+    rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])

@@ -7,20 +7,10 @@ import contextlib
 import os
 import sys
 import threading
-from typing import Final, TextIO
+from typing import TextIO
 
 from hybrid.authenticator.approval import ApprovalRequest
-
-#: Longest site or account name shown in a prompt; the desktop chooses them, not the user.
-_MAX_SHOWN: Final = 80
-
-
-def shown(text: str | None, fallback: str) -> str:
-    """Desktop-chosen text made safe for a terminal: no control characters, bounded length."""
-    if not text:
-        return fallback
-    clean = "".join(c if c.isprintable() else "?" for c in text)
-    return clean if len(clean) <= _MAX_SHOWN else clean[: _MAX_SHOWN - 3] + "..."
+from hybrid.text import shown
 
 
 def prompt_text(request: ApprovalRequest) -> str:

@@ -23,7 +23,8 @@ from fido2.webauthn import (
 
 from hybrid.authenticator import SoftwareAuthenticator, approve_all
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
-from hybrid.client import HybridClient
+from hybrid.cli.common import EXIT_OK, add_verbose, configure_logging, run_main
+from hybrid.desktop import HybridClient
 from hybrid.errors import HybridError
 from hybrid.qr.render import render_terminal
 from hybrid.status import Status
@@ -138,26 +139,25 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
     printer.step("Done: registered and signed in over the hybrid transport.")
 
 
+async def _demo(show_qr: bool) -> int:
+    try:
+        await run_demo(sys.stdout, show_qr=show_qr)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("bumble"):
+            raise HybridError(
+                "The demo needs bumble for its virtual Bluetooth radio: "
+                "pip install 'fido-hybrid[bumble]'"
+            ) from exc
+        raise
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m hybrid.qr demo", description=__doc__.splitlines()[0] if __doc__ else None
     )
     parser.add_argument("--no-qr", action="store_true", help="do not draw the QR codes")
+    add_verbose(parser)
     args = parser.parse_args(list(argv))
-    try:
-        asyncio.run(run_demo(sys.stdout, show_qr=not args.no_qr))
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("bumble"):
-            print(
-                "error: the demo needs bumble for its virtual Bluetooth radio: "
-                "pip install 'fido-hybrid[bumble]'",
-                file=sys.stderr,
-            )
-            return 1
-        raise
-    except HybridError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    configure_logging(args.verbose)
+    return run_main(_demo(show_qr=not args.no_qr), verbose=args.verbose)

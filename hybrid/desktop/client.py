@@ -1,4 +1,8 @@
-"""The desktop role: `HybridClient` signs in (or registers) with the passkey on a phone."""
+"""The desktop role: `HybridClient` signs in (or registers) with the passkey on a phone.
+
+A thin driver: QR code and BLE scan here, the conversation itself in
+`hybrid.protocol.desktop.DesktopConversation`, errors translated by `hybrid.transport`.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +13,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from bleak.backends.scanner import BaseBleakScanner
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from hybrid._callbacks import call_maybe_async
 from hybrid.ble.scanner import CableScanner, check_bluetooth
-from hybrid.channel import SecureChannel
-from hybrid.errors import CeremonyTimeout, HybridError, PeerError, ProtocolError
+from hybrid.callbacks import call_maybe_async
+from hybrid.desktop.session import HybridSession
+from hybrid.errors import HybridError
 from hybrid.protocol import (
     Eid,
-    HandshakeInitiator,
-    KeyPurpose,
     LinkingInfo,
-    PostHandshakeMessage,
     QRCode,
     decrypt_advert,
-    derive,
     normalize_base_url,
     tunnel_domain,
 )
-from hybrid.protocol.constants import TUNNEL_ID_SIZE
+from hybrid.protocol.desktop import DesktopConversation
 from hybrid.protocol.domains import base_url
-from hybrid.session import HybridSession
 from hybrid.status import Stage, Status
-from hybrid.tunnel import Tunnel, TunnelClosed
+from hybrid.text import shown
+from hybrid.transport import PHONE, ConversationTransport, peer_failures, time_limit
+from hybrid.tunnel import Tunnel
 from hybrid.webauthn import (
     PreparedRequest,
+    cache_fido2_type_hints,
     finish_get_assertion,
     finish_make_credential,
     prepare_get_assertion,
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 
 #: After this long without the phone's advert, say that its Bluetooth must be on and near.
 PHONE_HINT_AFTER: Final = 15.0
+_TIMEOUT_ADVICE: Final = (
+    "scan the QR code with the phone's camera, keep its Bluetooth on and the phone near this "
+    "computer, then try again."
+)
 _PHONE_HINT: Final = (
     "No phone nearby yet: after scanning the code, turn on Bluetooth on the phone and keep it "
     "near this computer (still waiting)."
@@ -57,6 +62,7 @@ Options = str | Mapping[str, Any]
 class HybridClient:
     """Runs hybrid ceremonies from a desktop: QR code, BLE proximity, tunnel, one CTAP command.
 
+    `origin` (`https://example.com`) goes into clientDataJSON and bounds the allowed RP IDs.
     `tunnel_url` (`ws://host:port`) sends every tunnel to that server instead of the one the
     phone names. `scanner_backend`/`scanner_kwargs` go to `bleak.BleakScanner`. `timeout`
     covers a whole ceremony and ends in `CeremonyTimeout`.
@@ -64,7 +70,7 @@ class HybridClient:
 
     def __init__(
         self,
-        origin: str = "https://example.com",
+        origin: str,
         tunnel_url: str | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
         scanner_kwargs: dict[str, Any] | None = None,
@@ -73,6 +79,7 @@ class HybridClient:
         *,
         phone_hint_after: float = PHONE_HINT_AFTER,
     ) -> None:
+        cache_fido2_type_hints()  # see hybrid.webauthn.fido2_hints: 5x faster fido2 parsing
         self.origin = origin
         self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None
         self.scanner_backend = scanner_backend
@@ -105,22 +112,14 @@ class HybridClient:
         return finish_make_credential(prepared, response)
 
     async def _run(self, prepared: PreparedRequest, show_qr: ShowQR) -> bytes:
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._ceremony(prepared, show_qr)
-        except TimeoutError as exc:
-            if isinstance(exc, HybridError):
-                raise
-            raise CeremonyTimeout(
-                f"The phone did not answer within {self.timeout:g} s: scan the QR code with "
-                "the phone's camera, keep its Bluetooth on and the phone near this computer, "
-                "then try again."
-            ) from None
-
-    async def _ceremony(self, prepared: PreparedRequest, show_qr: ShowQR) -> bytes:
-        async with self.session(show_qr, prepared.qr_request_type) as session:
+        async with (
+            time_limit(self.timeout, "phone", _TIMEOUT_ADVICE),
+            self.session(show_qr, prepared.qr_request_type) as session,
+        ):
+            # Built only now: what may be asked depends on what the phone's getInfo lists.
+            request = prepared.ctap_request_for(session.info)
             await self._status(Stage.WAITING_FOR_USER, "Confirm on your phone")
-            response = await session.transact(prepared.ctap_request)
+            response = await session.transact(request)
         await self._status(Stage.DONE, "The phone answered")
         return response
 
@@ -135,40 +134,27 @@ class HybridClient:
         does not apply here: wrap it in `asyncio.timeout` yourself.
         """
         qr, qr_key = QRCode.generate(request_type)
-        eid_key = derive(qr.secret, b"", KeyPurpose.EID_KEY, 64)
         await self._status(Stage.CHECKING_BLUETOOTH, "Checking Bluetooth on this computer")
         # Scan before showing the QR: Bluetooth trouble is reported before a useless code, and
         # a phone may advertise within a second of scanning it.
         async with CableScanner(self.scanner_backend, self.scanner_kwargs) as scanner:
             await self._status(Stage.SHOWING_QR, "Scan the QR code with your phone's camera")
             await call_maybe_async(show_qr, qr.to_url())
-            eid = await self._wait_for_phone(scanner, eid_key)
+            eid = await self._wait_for_phone(scanner, qr.eid_key)
         await self._status(Stage.PHONE_FOUND, "Phone found nearby")
         base = self.tunnel_url or base_url(tunnel_domain(eid.domain_id))
-        tunnel_id = derive(qr.secret, b"", KeyPurpose.TUNNEL_ID, TUNNEL_ID_SIZE)
         await self._status(Stage.CONNECTING, "Connecting to the phone")
-        tunnel = await Tunnel.open_connect(base, eid.routing_id, tunnel_id)
-        session: HybridSession | None = None
+        tunnel = await Tunnel.open_connect(base, eid.routing_id, qr.tunnel_id)
+        conversation = DesktopConversation(qr, qr_key, eid)
+        session = HybridSession(
+            ConversationTransport(tunnel, conversation), conversation, self._accept_linking
+        )
         try:
-            session = await self._handshake(tunnel, qr, qr_key, eid)
-            yield session
-        except TunnelClosed as exc:
-            raise PeerError(
-                "The phone closed the connection before answering: unlock the phone, keep it "
-                f"near this computer and try again ({exc})."
-            ) from exc
-        except ProtocolError as exc:
-            tunnel.abort()
-            raise ProtocolError(
-                f"The phone broke the hybrid protocol ({exc}): scan a new QR code and try "
-                "again; if it keeps happening, this phone's hybrid support is not compatible."
-            ) from exc
-        except HybridError:
-            tunnel.abort()
-            raise
+            async with peer_failures(tunnel, PHONE):
+                await session.connect()
+                yield session
         finally:
-            if session is not None:
-                await session.shutdown()
+            await session.shutdown()
             await tunnel.close()
 
     async def _wait_for_phone(self, scanner: CableScanner, eid_key: bytes) -> Eid:
@@ -195,31 +181,8 @@ class HybridClient:
             "still on on this computer and try again."
         )
 
-    async def _handshake(
-        self, tunnel: Tunnel, qr: QRCode, qr_key: ec.EllipticCurvePrivateKey, eid: Eid
-    ) -> HybridSession:
-        psk = derive(qr.secret, eid.to_bytes(), KeyPurpose.PSK, 32)
-        initiator = HandshakeInitiator(psk, identity=qr_key)
-        await tunnel.send(initiator.initial_message())
-        crypter, handshake_hash = initiator.process_response(await tunnel.recv())
-        post = PostHandshakeMessage.decode(crypter.decrypt(await tunnel.recv()))
-        if not post.supports_ctap or post.get_info is None:
-            raise PeerError(
-                "The phone does not offer passkeys over this connection: update the phone's "
-                "operating system or use another phone."
-            )
-
-        async def on_linking(linking: LinkingInfo) -> None:
-            await self._accept_linking(linking, qr_key, handshake_hash)
-
-        if post.linking is not None:
-            await on_linking(post.linking)
-        channel = SecureChannel(tunnel, crypter, post.revision)
-        return HybridSession(channel, post.get_info, on_linking)
-
-    async def _accept_linking(
-        self, linking: LinkingInfo, qr_key: ec.EllipticCurvePrivateKey, handshake_hash: bytes
-    ) -> None:
-        linking.verify(qr_key, handshake_hash)
+    async def _accept_linking(self, linking: LinkingInfo) -> None:
+        """Keep linking info whose signature the conversation verified."""
         self.linking_info = linking
-        await self._status(Stage.LINKED, f"Linked with {linking.authenticator_name}")
+        name = shown(linking.authenticator_name, "the phone")  # the phone chose it
+        await self._status(Stage.LINKED, f"Linked with {name}")

@@ -1,0 +1,99 @@
+"""What the three command lines share: exit codes, `-v`, logging, error reporting, main loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+import traceback
+from collections.abc import Coroutine
+from typing import Any, Final, TextIO
+
+from hybrid.errors import AdvertiserError, BluetoothUnavailable, CeremonyTimeout, HybridError
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_BLUETOOTH: Final = 3
+EXIT_TIMEOUT: Final = 4
+#: Code 5 is each command's own: the phone refused (desktop), the credential store (phone).
+EXIT_INTERRUPTED: Final = 130
+
+
+class UsageError(HybridError):
+    """A flag, QR code URL, options file or QR image the command cannot use (exit code 2)."""
+
+
+def exit_code_for(error: BaseException, *, own: tuple[type[BaseException], ...] = ()) -> int:
+    """The documented exit code for an error; `own` are the errors of this command's code 5."""
+    from hybrid.qr.image import QrImageError
+    from hybrid.webauthn import InvalidOptions
+
+    if isinstance(error, own):
+        return 5
+    if isinstance(error, UsageError | InvalidOptions | QrImageError):
+        return EXIT_USAGE
+    if isinstance(error, BluetoothUnavailable | AdvertiserError):
+        return EXIT_BLUETOOTH
+    if isinstance(error, CeremonyTimeout):
+        return EXIT_TIMEOUT
+    return EXIT_FAILURE
+
+
+def positive_seconds(value: str) -> float:
+    """argparse type: a finite number of seconds above zero."""
+    with contextlib.suppress(ValueError):
+        if math.isfinite(seconds := float(value)) and seconds > 0:
+            return seconds
+    raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, and tracebacks with errors"
+    )
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings only, or with -v this project's debug log (dependencies stay at INFO: their
+    debug logs would dump frame bytes)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if verbose:
+        logging.getLogger("hybrid").setLevel(logging.DEBUG)
+
+
+def report(error: BaseException, verbose: bool, err: TextIO | None = None) -> None:
+    """`error: …` on stderr: the project's message, or a request to rerun with -v."""
+    stream = err or sys.stderr
+    if verbose:
+        traceback.print_exception(error, file=stream)
+    if isinstance(error, HybridError):
+        message = str(error)
+    else:
+        message = f"unexpected {type(error).__name__}: run again with -v and report the traceback."
+    print(f"error: {message}", file=stream, flush=True)
+
+
+def run_main(
+    ceremony: Coroutine[Any, Any, int],
+    *,
+    verbose: bool,
+    own: tuple[type[BaseException], ...] = (),
+    interrupted: str = "Interrupted.",
+) -> int:
+    """Run a command's coroutine; errors become a message on stderr and an exit code."""
+    try:
+        return asyncio.run(ceremony)
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        report(error, verbose)
+        return exit_code_for(error, own=own)
