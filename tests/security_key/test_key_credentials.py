@@ -1,0 +1,154 @@
+"""The key over the shared passkey core: credProtect through python-fido2's Fido2Client and a
+real Fido2Server, silent pre-flights, honest getInfo, and a store file shared across keys."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fido2.client import DefaultClientDataCollector, Fido2Client
+from fido2.ctap import CtapError
+from fido2.ctap2.base import Ctap2
+from fido2.server import Fido2Server
+from fido2.webauthn import (
+    PublicKeyCredentialRpEntity,
+    PublicKeyCredentialUserEntity,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from hybrid.authenticator import CredentialStore, SoftwareSecurityKey
+from hybrid.ctap import CtapStatus
+from tests.security_key.conftest import PIN
+from tests.security_key.test_fido2_client import Person
+
+ORIGIN = "https://example.com"
+RP = "example.com"
+CDH = b"\x44" * 32
+ALICE = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice")
+REQUIRED = UserVerificationRequirement.REQUIRED
+DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+
+
+@pytest.fixture
+def server() -> Fido2Server:
+    return Fido2Server(PublicKeyCredentialRpEntity(id=RP, name="Example"))
+
+
+def client_for(key: SoftwareSecurityKey, pin: str | None) -> Fido2Client:
+    return Fido2Client(
+        key.open_device(), DefaultClientDataCollector(ORIGIN), Person(threading.Event(), pin)
+    )
+
+
+def test_get_info_lists_only_what_the_key_implements() -> None:
+    with SoftwareSecurityKey.with_store() as key:
+        info = Ctap2(key.open_device()).get_info()
+    assert info.extensions == ["credProtect"]  # no prf, hmac-secret or largeBlob
+    assert "uv" not in info.options  # UV only through clientPin
+    assert info.options["clientPin"] is False
+
+
+def test_cred_protect_3_through_fido2_client_needs_the_pin(server: Fido2Server) -> None:
+    store = CredentialStore()
+    with SoftwareSecurityKey.with_store(store, pin=PIN) as key:
+        client = client_for(key, PIN)
+        options, state = server.register_begin(
+            ALICE,
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=REQUIRED,
+            extensions={
+                "credentialProtectionPolicy": "userVerificationRequired",
+                "enforceCredentialProtectionPolicy": True,
+            },
+        )
+        auth_data = server.register_complete(state, client.make_credential(options.public_key))
+        assert auth_data.extensions == {"credProtect": 3}
+        assert auth_data.is_user_verified()
+        credential = auth_data.credential_data
+        assert credential is not None
+        (stored,) = store.for_rp(RP)
+        assert stored.cred_protect == 3
+
+        request, state = server.authenticate_begin(user_verification=REQUIRED)  # discoverable
+        response = client.get_assertion(request.public_key).get_response(0)
+        server.authenticate_complete(state, [credential], response)
+        assert response.response.authenticator_data.is_user_verified()
+
+        ctap2 = Ctap2(key.open_device())  # no PIN token: the credential stays hidden
+        allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": credential.credential_id}]
+        for allow_list in (None, allow):  # hidden with and without the allowList
+            with pytest.raises(CtapError) as hidden:
+                ctap2.get_assertion(RP, CDH, allow_list)
+            assert hidden.value.code == CtapStatus.NO_CREDENTIALS
+
+
+def test_cred_protect_2_is_usable_by_id_without_uv(server: Fido2Server) -> None:
+    with SoftwareSecurityKey.with_store() as key:
+        client = client_for(key, None)
+        options, state = server.register_begin(
+            ALICE,
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=DISCOURAGED,
+            extensions={
+                "credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList"
+            },
+        )
+        auth_data = server.register_complete(state, client.make_credential(options.public_key))
+        assert auth_data.extensions == {"credProtect": 2}
+        credential = auth_data.credential_data
+        assert credential is not None
+
+        request, state = server.authenticate_begin([credential], user_verification=DISCOURAGED)
+        response = client.get_assertion(request.public_key).get_response(0)
+        server.authenticate_complete(state, [credential], response)
+        assert not response.response.authenticator_data.is_user_verified()
+
+        with pytest.raises(CtapError) as discoverable:
+            Ctap2(key.open_device()).get_assertion(RP, CDH)
+        assert discoverable.value.code == CtapStatus.NO_CREDENTIALS
+
+
+def test_silent_pre_flight_needs_no_touch_and_claims_no_presence(server: Fido2Server) -> None:
+    touch = threading.Event()
+    with SoftwareSecurityKey.with_store(touch=touch, touch_timeout=0.5) as key:
+        ctap2 = Ctap2(key.open_device())
+        touch.set()
+        created = ctap2.make_credential(
+            CDH, {"id": RP}, {"id": b"u"}, [{"type": "public-key", "alg": -7}]
+        )
+        credential = created.auth_data.credential_data
+        assert credential is not None
+        allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": credential.credential_id}]
+        silent = ctap2.get_assertion(RP, CDH, allow, options={"up": False})  # nobody touches
+        assert not silent.auth_data.is_user_present()
+        assert silent.auth_data.counter == 1
+        credential.public_key.verify(silent.auth_data + CDH, silent.signature)
+        with pytest.raises(CtapError) as untouched:
+            ctap2.get_assertion(RP, CDH, allow)
+        assert untouched.value.code == CtapStatus.USER_ACTION_TIMEOUT
+
+
+def test_keys_over_one_store_file_share_passkeys_and_counters(
+    server: Fido2Server, tmp_path: Path
+) -> None:
+    path = tmp_path / "key.json"
+    with SoftwareSecurityKey.with_store(path) as key:
+        options, state = server.register_begin(ALICE, user_verification=DISCOURAGED)
+        auth_data = server.register_complete(
+            state, client_for(key, None).make_credential(options.public_key)
+        )
+    credential = auth_data.credential_data
+    assert credential is not None
+    counters = []
+    for _ in range(2):  # a "replugged" key reading the same file each time
+        with SoftwareSecurityKey.with_store(path) as key:
+            request, state = server.authenticate_begin([credential], user_verification=DISCOURAGED)
+            response = client_for(key, None).get_assertion(request.public_key).get_response(0)
+            server.authenticate_complete(state, [credential], response)
+            counters.append(response.response.authenticator_data.counter)
+    # python-fido2's silent pre-flight and the real assertion each count once.
+    assert counters == [2, 4]
