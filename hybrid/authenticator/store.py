@@ -142,7 +142,7 @@ class CredentialStore:
                     updated = replace(
                         current,
                         sign_count=min(current.sign_count + 1, MAX_SIGN_COUNT),
-                        large_blob=large_blob or current.large_blob,
+                        large_blob=current.large_blob if large_blob is None else large_blob,
                     )
                     credentials[index] = updated
                     return updated

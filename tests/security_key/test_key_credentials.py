@@ -8,19 +8,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
+from fido2 import cbor
 from fido2.client import DefaultClientDataCollector, Fido2Client
 from fido2.ctap import CtapError
 from fido2.ctap2.base import Ctap2
 from fido2.server import Fido2Server
 from fido2.webauthn import (
+    AuthenticatorData,
     PublicKeyCredentialRpEntity,
     PublicKeyCredentialUserEntity,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hybrid.authenticator import CredentialStore, SoftwareSecurityKey
+from hybrid.authenticator.security_key_hid import HidCommand
 from hybrid.ctap import CtapStatus
 from tests.security_key.conftest import PIN
 from tests.security_key.test_fido2_client import Person
@@ -31,6 +37,7 @@ CDH = b"\x44" * 32
 ALICE = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice")
 REQUIRED = UserVerificationRequirement.REQUIRED
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+ES256_PARAMS = [{"type": "public-key", "alg": -7}]
 
 
 @pytest.fixture
@@ -42,6 +49,22 @@ def client_for(key: SoftwareSecurityKey, pin: str | None) -> Fido2Client:
     return Fido2Client(
         key.open_device(), DefaultClientDataCollector(ORIGIN), Person(threading.Event(), pin)
     )
+
+
+def register_protected(
+    server: Fido2Server,
+    client: Fido2Client,
+    user_verification: UserVerificationRequirement,
+    extensions: dict[str, Any],
+) -> AuthenticatorData:
+    """A discoverable registration with these credProtect inputs, verified by the server."""
+    options, state = server.register_begin(
+        ALICE,
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+        user_verification=user_verification,
+        extensions=extensions,
+    )
+    return server.register_complete(state, client.make_credential(options.public_key))
 
 
 def test_get_info_lists_only_what_the_key_implements() -> None:
@@ -56,16 +79,15 @@ def test_cred_protect_3_through_fido2_client_needs_the_pin(server: Fido2Server) 
     store = CredentialStore()
     with SoftwareSecurityKey.with_store(store, pin=PIN) as key:
         client = client_for(key, PIN)
-        options, state = server.register_begin(
-            ALICE,
-            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
-            user_verification=REQUIRED,
-            extensions={
+        auth_data = register_protected(
+            server,
+            client,
+            REQUIRED,
+            {
                 "credentialProtectionPolicy": "userVerificationRequired",
                 "enforceCredentialProtectionPolicy": True,
             },
         )
-        auth_data = server.register_complete(state, client.make_credential(options.public_key))
         assert auth_data.extensions == {"credProtect": 3}
         assert auth_data.is_user_verified()
         credential = auth_data.credential_data
@@ -89,15 +111,12 @@ def test_cred_protect_3_through_fido2_client_needs_the_pin(server: Fido2Server) 
 def test_cred_protect_2_is_usable_by_id_without_uv(server: Fido2Server) -> None:
     with SoftwareSecurityKey.with_store() as key:
         client = client_for(key, None)
-        options, state = server.register_begin(
-            ALICE,
-            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
-            user_verification=DISCOURAGED,
-            extensions={
-                "credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList"
-            },
+        auth_data = register_protected(
+            server,
+            client,
+            DISCOURAGED,
+            {"credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList"},
         )
-        auth_data = server.register_complete(state, client.make_credential(options.public_key))
         assert auth_data.extensions == {"credProtect": 2}
         credential = auth_data.credential_data
         assert credential is not None
@@ -152,3 +171,42 @@ def test_keys_over_one_store_file_share_passkeys_and_counters(
             counters.append(response.response.authenticator_data.counter)
     # python-fido2's silent pre-flight and the real assertion each count once.
     assert counters == [2, 4]
+
+
+_VALUES = st.recursive(
+    st.one_of(
+        st.integers(-3, 300),
+        st.binary(max_size=40),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["credProtect", "prf", "largeBlob", "hmac-secret", "up", "eval"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.integers(-2, 8), st.text(max_size=12)), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(make=st.booleans(), extensions=_VALUES, options=_VALUES)
+def test_any_extensions_and_options_give_a_status_never_a_failure(
+    make: bool, extensions: Any, options: Any
+) -> None:
+    with SoftwareSecurityKey.with_store() as key:
+        existing = key.handle_cbor(
+            b"\x01" + cbor.encode({1: CDH, 2: {"id": RP}, 3: {"id": b"u"}, 4: ES256_PARAMS}),
+            HidCommand(),
+        )
+        assert existing[0] == CtapStatus.SUCCESS
+        params: dict[int, Any] = (
+            {1: CDH, 2: {"id": RP}, 3: {"id": b"v"}, 4: ES256_PARAMS, 6: extensions, 7: options}
+            if make
+            else {1: RP, 2: CDH, 4: extensions, 5: options}
+        )
+        reply = key.handle_cbor(bytes([1 if make else 2]) + cbor2.dumps(params), HidCommand())
+    assert reply[0] in {s.value for s in CtapStatus}
+    assert reply[0] != CtapStatus.OTHER  # OTHER would mean an unexpected internal failure
+    if reply[0] != CtapStatus.SUCCESS:
+        assert len(reply) == 1
