@@ -122,8 +122,12 @@ class Passkeys:
         )
         return GetAssertion(request, extensions)
 
-    def create(self, make: MakeCredential, *, user_verified: bool) -> dict[int, Any]:
+    def create(
+        self, make: MakeCredential, *, user_verified: bool, discoverable: bool = True
+    ) -> dict[int, Any]:
         """Create and store a passkey once presence was confirmed; the response map.
+
+        `discoverable=False` (a key asked without `rk`) makes a credential used by ID alone.
 
         An excluded credential the request may see (credProtect 3 needs UV) is
         CREDENTIAL_EXCLUDED, checked after presence as CTAP 2.1 §6.1.2 step 7 says.
@@ -147,6 +151,7 @@ class Passkeys:
             private_key=private_key,
             prf_secret=prf_secret,
             cred_protect=registration.cred_protect,
+            discoverable=discoverable,
         )
         attested = AttestedCredentialData.create(
             AAGUID,
@@ -167,13 +172,15 @@ class Passkeys:
         return response
 
     def candidates(self, get: GetAssertion, *, user_verified: bool) -> list[StoredCredential]:
-        """The credentials this request may use, newest first (credProtect hides the others)."""
+        """The credentials this request may use, newest first (credProtect hides the others,
+        and a request without an allowList sees only discoverable ones)."""
         request = get.request
         allow_list = request.allow_ids is not None
         return [
             c
             for c in self._store.for_rp(request.rp_id, request.allow_ids)
-            if credential_visible(c.cred_protect, allow_list=allow_list, uv=user_verified)
+            if (allow_list or c.discoverable)
+            and credential_visible(c.cred_protect, allow_list=allow_list, uv=user_verified)
         ]
 
     def sign(

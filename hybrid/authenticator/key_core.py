@@ -2,6 +2,7 @@
 
 Unlike the phone, a key answers `up: false` (python-fido2's silent allow-list pre-flight):
 no touch, no UP flag, only the counter step CTAP 2.1 prescribes for every assertion. It
+makes a non-discoverable credential when `rk` was not asked for, and
 offers credProtect only: keys speak hmac-secret rather than prf, and this one implements
 neither hmac-secret nor largeBlob, so its getInfo does not list them.
 """
@@ -47,7 +48,9 @@ class StoreCredentialCore:
     ) -> dict[int, Any]:
         create = self._passkeys.parse_make_credential(params)
         confirm_presence()
-        return self._passkeys.create(create, user_verified=user_verified)
+        return self._passkeys.create(
+            create, user_verified=user_verified, discoverable=create.request.resident_key
+        )
 
     def get_assertion(
         self, params: dict[Any, Any], user_verified: bool, confirm_presence: PresenceCheck

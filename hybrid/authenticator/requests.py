@@ -33,6 +33,7 @@ class MakeCredentialRequest:
     algorithms: tuple[int, ...]  # in the RP's order of preference
     exclude_ids: tuple[bytes, ...]
     user_verification: bool = False  # options carried uv: true
+    resident_key: bool = False  # options carried rk: true
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def parse_make_credential(params: dict[Any, Any]) -> MakeCredentialRequest:
         algorithms=tuple(algorithms),
         exclude_ids=exclude_ids,
         user_verification=options.get("uv") is True,
+        resident_key=options.get("rk") is True,
     )
 
 

@@ -92,8 +92,10 @@ class CredentialStore:
         private_key: ec.EllipticCurvePrivateKey,
         prf_secret: bytes | None = None,
         cred_protect: CredProtect = CredProtect.UV_OPTIONAL,
+        discoverable: bool = True,
     ) -> StoredCredential:
-        """Store a new credential, replacing the user's old one on the same RP (as phones do)."""
+        """Store a new credential; a discoverable one replaces the user's old discoverable
+        one on the same RP (as phones and keys do)."""
 
         def add_to(credentials: list[StoredCredential]) -> StoredCredential:
             credential = StoredCredential(
@@ -106,11 +108,14 @@ class CredentialStore:
                 created=max((c.created for c in credentials), default=0) + 1,
                 prf_secret=prf_secret,
                 cred_protect=cred_protect,
+                discoverable=discoverable,
             )
             credentials[:] = [
                 c
                 for c in credentials
-                if not (c.rp_id == rp_id and c.user_id == user_id)
+                if not (
+                    discoverable and c.discoverable and c.rp_id == rp_id and c.user_id == user_id
+                )
                 and c.credential_id != credential_id
             ]
             credentials.append(credential)

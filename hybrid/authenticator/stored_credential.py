@@ -20,9 +20,11 @@ MAX_SIGN_COUNT: Final = 0xFFFFFFFF
 
 @dataclass(frozen=True)
 class StoredCredential:
-    """One discoverable P-256 credential; secrets stay out of repr and comparisons.
+    """One P-256 credential; secrets stay out of repr and comparisons.
 
     `prf_secret` is None for credentials from older stores (PRF unavailable for them).
+    `discoverable` is False only for a security key's non-resident credentials (rk not asked):
+    they are used by ID alone. The phone's passkeys are always discoverable.
     """
 
     credential_id: bytes
@@ -36,6 +38,7 @@ class StoredCredential:
     prf_secret: bytes | None = field(default=None, repr=False, compare=False)
     cred_protect: CredProtect = CredProtect.UV_OPTIONAL
     large_blob: LargeBlob | None = field(default=None, repr=False)
+    discoverable: bool = True
 
     def to_json(self) -> dict[str, Any]:
         der = self.private_key.private_bytes(
@@ -58,6 +61,8 @@ class StoredCredential:
             entry["prfSecret"] = websafe_encode(self.prf_secret)
         if self.large_blob is not None:
             entry["largeBlob"] = self.large_blob.to_json()
+        if not self.discoverable:
+            entry["discoverable"] = False
         return entry
 
     @classmethod
@@ -81,6 +86,9 @@ class StoredCredential:
         if prf_secret is not None and len(prf_secret) != PRF_SECRET_LENGTH:
             raise ValueError("prfSecret is not 32 bytes")
         blob = data.get("largeBlob")
+        discoverable = data.get("discoverable", True)
+        if not isinstance(discoverable, bool):
+            raise TypeError("discoverable is not a boolean")
         return cls(
             credential_id=websafe_decode(_str(data, "credentialId")),
             rp_id=_str(data, "rpId"),
@@ -93,6 +101,7 @@ class StoredCredential:
             prf_secret=prf_secret,
             cred_protect=CredProtect(level),  # ValueError for 0
             large_blob=None if blob is None else LargeBlob.from_json(blob),
+            discoverable=discoverable,
         )
 
 

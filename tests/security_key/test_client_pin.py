@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -256,7 +257,10 @@ def test_pin_uv_auth_param_earns_uv_with_permission_and_rp_checks(
         )
     assert status_of(wrong_rp) == CtapStatus.PIN_AUTH_INVALID
 
-    assertion = ctap2.get_assertion(RP, CDH)  # no token: allowed, but UV is not claimed
+    created = attestation.auth_data.credential_data
+    assert created is not None  # not discoverable (no rk), so it is named in the allowList
+    allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": created.credential_id}]
+    assertion = ctap2.get_assertion(RP, CDH, allow)  # no token: allowed, but UV is not claimed
     assert not assertion.auth_data.is_user_verified()
     assert assertion.auth_data.is_user_present()
 

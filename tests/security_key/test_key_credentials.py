@@ -37,7 +37,7 @@ CDH = b"\x44" * 32
 ALICE = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice")
 REQUIRED = UserVerificationRequirement.REQUIRED
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
-ES256_PARAMS = [{"type": "public-key", "alg": -7}]
+ES256_PARAMS: list[Mapping[str, Any]] = [{"type": "public-key", "alg": -7}]
 
 
 @pytest.fixture
@@ -149,6 +149,28 @@ def test_silent_pre_flight_needs_no_touch_and_claims_no_presence(server: Fido2Se
         with pytest.raises(CtapError) as untouched:
             ctap2.get_assertion(RP, CDH, allow)
         assert untouched.value.code == CtapStatus.USER_ACTION_TIMEOUT
+
+
+def test_without_rk_the_key_makes_credentials_used_by_id_alone(tmp_path: Path) -> None:
+    path = tmp_path / "key.json"
+    with SoftwareSecurityKey.with_store(path) as key:
+        ctap2 = Ctap2(key.open_device())
+        user = {"id": b"u", "name": "u"}
+        ids = []
+        for _ in range(2):  # the same user twice: both stay, neither replaces the other
+            made = ctap2.make_credential(CDH, {"id": RP}, user, ES256_PARAMS)
+            assert made.auth_data.credential_data is not None
+            ids.append(made.auth_data.credential_data.credential_id)
+        resident = ctap2.make_credential(CDH, {"id": RP}, user, ES256_PARAMS, options={"rk": True})
+        assert resident.auth_data.credential_data is not None
+        discoverable = ctap2.get_assertion(RP, CDH)
+        assert discoverable.credential["id"] == resident.auth_data.credential_data.credential_id
+        for credential_id in ids:
+            allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": credential_id}]
+            assert ctap2.get_assertion(RP, CDH, allow).credential["id"] == credential_id
+    reopened = CredentialStore(path)
+    flags = {c.credential_id: c.discoverable for c in reopened.for_rp(RP)}
+    assert flags == {ids[0]: False, ids[1]: False, discoverable.credential["id"]: True}
 
 
 def test_keys_over_one_store_file_share_passkeys_and_counters(
