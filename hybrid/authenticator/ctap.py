@@ -10,42 +10,34 @@ real: with `verifies_user=True` the callback is the phone's PIN/biometric check,
 has no `uv` and a request asking for `uv` is refused with CTAP2_ERR_UNSUPPORTED_OPTION.
 
 Consent comes first: the user is asked before the authenticator reveals whether it holds a
-matching or excluded passkey (CTAP 2.1 order), so a desktop cannot probe the phone silently.
+matching or excluded passkey (CTAP 2.1 order), so a desktop cannot probe the phone silently;
+for the same reason `up: false` is refused. The passkey work itself (shared with the USB
+key) is `hybrid.authenticator.credentials.Passkeys`; prf, credProtect and largeBlob are offered.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
-from typing import Any, Final
+from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from fido2 import cbor
-from fido2.cose import ES256
-from fido2.utils import sha256
-from fido2.webauthn import Aaguid, AttestedCredentialData, AuthenticatorData
 
 from hybrid.authenticator.approval import ApprovalRequest, Approver, ask_user
-from hybrid.authenticator.requests import (
-    PUBLIC_KEY,
-    GetAssertionRequest,
-    MakeCredentialRequest,
-    parse_get_assertion,
-    parse_make_credential,
+from hybrid.authenticator.credentials import (
+    AAGUID,
+    SUPPORTED_ALGORITHMS,
+    GetAssertion,
+    MakeCredential,
+    Passkeys,
 )
+from hybrid.authenticator.extensions import SUPPORTED_EXTENSIONS
+from hybrid.authenticator.requests import PUBLIC_KEY
 from hybrid.authenticator.store import CredentialStore
 from hybrid.ctap import CtapCommand, CtapStatus, decode_cbor
 from hybrid.errors import CtapStatusError, ProtocolError, StoreError
 
 logger = logging.getLogger(__name__)
-
-AAGUID: Final = Aaguid.NONE
-CREDENTIAL_ID_LENGTH: Final = 32
-SUPPORTED_ALGORITHMS: Final = (ES256.ALGORITHM,)
-
-_FLAG = AuthenticatorData.FLAG
 
 
 def _get_info(verifies_user: bool) -> bytes:
@@ -56,6 +48,7 @@ def _get_info(verifies_user: bool) -> bytes:
     return cbor.encode(
         {
             1: ["FIDO_2_0", "FIDO_2_1"],
+            2: list(SUPPORTED_EXTENSIONS),
             3: AAGUID,
             4: options,
             9: ["hybrid", "internal"],
@@ -90,6 +83,7 @@ class SoftwareAuthenticator:
         verifies_user: bool = False,
     ) -> None:
         self._store = store if isinstance(store, CredentialStore) else CredentialStore(store)
+        self._passkeys = Passkeys(self._store, extensions=SUPPORTED_EXTENSIONS)
         self._approve = approve
         self._verifies_user = verifies_user
         self._get_info = _get_info(verifies_user)
@@ -142,11 +136,11 @@ class SoftwareAuthenticator:
         if not isinstance(params, dict):
             raise _status(CtapStatus.CBOR_UNEXPECTED_TYPE)
         if command == CtapCommand.MAKE_CREDENTIAL:
-            create = parse_make_credential(params)
-            self._check_verification(create.user_verification)
+            create = self._passkeys.parse_make_credential(params)
+            self._check_verification(create.request.user_verification)
             return await self._make_credential(create)
-        get = parse_get_assertion(params)
-        self._check_verification(get.user_verification)
+        get = self._passkeys.parse_get_assertion(params)
+        self._check_verification(get.request.user_verification)
         return await self._get_assertion(get)
 
     def _check_verification(self, requested: bool) -> None:
@@ -157,16 +151,12 @@ class SoftwareAuthenticator:
                 "UNSUPPORTED_OPTION: uv was requested but this authenticator does not verify",
             )
 
-    def _flags(self, request: MakeCredentialRequest | GetAssertionRequest) -> _FLAG:
-        """UP for the approval; UV only when that approval was a verification."""
-        if self._verifies_user and request.user_verification:
-            return _FLAG.UP | _FLAG.UV
-        return _FLAG.UP
+    def _verified(self, requested: bool) -> bool:
+        """UV is earned only when the approval was a verification the request asked for."""
+        return self._verifies_user and requested
 
-    async def _make_credential(self, request: MakeCredentialRequest) -> bytes:
-        if not any(alg in SUPPORTED_ALGORITHMS for alg in request.algorithms):
-            raise _status(CtapStatus.UNSUPPORTED_ALGORITHM)
-        # Only ES256 is supported, so "first supported in the RP's order" is ES256.
+    async def _make_credential(self, create: MakeCredential) -> bytes:
+        request = create.request
         approved = await ask_user(
             self._approve,
             ApprovalRequest(
@@ -179,34 +169,13 @@ class SoftwareAuthenticator:
         )
         if not approved:
             raise _status(CtapStatus.OPERATION_DENIED)
-        if request.exclude_ids and self._store.for_rp(request.rp_id, request.exclude_ids):
-            raise _status(CtapStatus.CREDENTIAL_EXCLUDED)
+        user_verified = self._verified(request.user_verification)
+        return _ok(self._passkeys.create(create, user_verified=user_verified))
 
-        private_key = ec.generate_private_key(ec.SECP256R1())
-        credential = self._store.add(
-            rp_id=request.rp_id,
-            user_id=request.user_id,
-            user_name=request.user_name,
-            user_display_name=request.user_display_name,
-            credential_id=secrets.token_bytes(CREDENTIAL_ID_LENGTH),
-            private_key=private_key,
-        )
-        attested = AttestedCredentialData.create(
-            AAGUID,
-            credential.credential_id,
-            ES256.from_cryptography_key(private_key.public_key()),  # type: ignore[no-untyped-call]
-        )
-        auth_data = AuthenticatorData.create(
-            sha256(request.rp_id.encode()),
-            self._flags(request) | _FLAG.AT,
-            credential.sign_count,
-            attested,
-        )
-        logger.info("created a passkey for %s", request.rp_id)
-        return _ok({1: "none", 2: auth_data, 3: {}})
-
-    async def _get_assertion(self, request: GetAssertionRequest) -> bytes:
-        matches = self._store.for_rp(request.rp_id, request.allow_ids)
+    async def _get_assertion(self, get: GetAssertion) -> bytes:
+        request = get.request
+        user_verified = self._verified(request.user_verification)
+        matches = self._passkeys.candidates(get, user_verified=user_verified)
         chosen = matches[0] if matches else None  # the most recently created match
         approved = await ask_user(
             self._approve,
@@ -220,33 +189,13 @@ class SoftwareAuthenticator:
         )
         if not approved:
             raise _status(CtapStatus.OPERATION_DENIED)
-        # Look again: the store may have changed while the user was deciding.
-        current = self._store.for_rp(request.rp_id, [chosen.credential_id]) if chosen else []
-        if not current:
+        if chosen is None:
             raise _status(CtapStatus.NO_CREDENTIALS)
-        credential = current[0]
-
-        counter = self._store.next_sign_count(credential)
-        if counter is None:  # another process removed it since we looked
-            raise _status(CtapStatus.NO_CREDENTIALS)
-        auth_data = AuthenticatorData.create(
-            sha256(request.rp_id.encode()), self._flags(request), counter
+        response = self._passkeys.sign(
+            get,
+            chosen,  # re-read under the store's lock: it may have changed meanwhile
+            user_present=True,
+            user_verified=user_verified,
+            reveal_user=request.allow_ids is None,  # the desktop shows who signs in
         )
-        signature = credential.private_key.sign(
-            auth_data + request.client_data_hash, ec.ECDSA(hashes.SHA256())
-        )
-        user: dict[str, Any] = {"id": credential.user_id}
-        if request.allow_ids is None:  # discoverable: the desktop needs to show who signs in
-            if credential.user_name is not None:
-                user["name"] = credential.user_name
-            if credential.user_display_name is not None:
-                user["displayName"] = credential.user_display_name
-        logger.info("signed an assertion for %s", request.rp_id)
-        return _ok(
-            {
-                1: {"id": credential.credential_id, "type": PUBLIC_KEY},
-                2: auth_data,
-                3: signature,
-                4: user,
-            }
-        )
+        return _ok(response)

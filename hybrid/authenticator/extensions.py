@@ -299,17 +299,17 @@ def assert_with(
     *,
     prf_secret: bytes | None,
     large_blob: LargeBlob | None,
-    uv: bool,
 ) -> AssertionResult:
     """Outputs for the credential chosen for this assertion, with its stored secret and blob.
 
-    PRF is evaluated only after user verification and only for credentials with a secret; a
-    read of a credential without a blob answers nothing for largeBlob (Chromium then reports
-    no blob).
+    PRF is `HMAC-SHA256(secret, salt)` whether or not the user was verified (the output is
+    defined by the credential and salt alone); credentials without a secret (older stores)
+    report none. A read of a credential without a blob answers nothing for largeBlob
+    (Chromium then reports no blob).
     """
     prf_results = None
     salts = extensions.prf_salts_for(credential_id)
-    if extensions.prf and salts is not None and prf_secret is not None and uv:
+    if extensions.prf and salts is not None and prf_secret is not None:
         prf_results = evaluate_prf(prf_secret, salts)
     return AssertionResult(
         prf_results=prf_results,

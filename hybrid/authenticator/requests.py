@@ -33,6 +33,7 @@ class MakeCredentialRequest:
     algorithms: tuple[int, ...]  # in the RP's order of preference
     exclude_ids: tuple[bytes, ...]
     user_verification: bool = False  # options carried uv: true
+    resident_key: bool = False  # options carried rk: true
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class GetAssertionRequest:
     # entries are all of unknown types is an empty tuple and matches nothing.
     allow_ids: tuple[bytes, ...] | None
     user_verification: bool = False  # options carried uv: true
+    user_presence: bool = True  # False: a silent (up: false) request a security key answers
 
 
 def _fail(status: CtapStatus, why: str) -> CtapStatusError:
@@ -148,11 +150,17 @@ def parse_make_credential(params: dict[Any, Any]) -> MakeCredentialRequest:
         algorithms=tuple(algorithms),
         exclude_ids=exclude_ids,
         user_verification=options.get("uv") is True,
+        resident_key=options.get("rk") is True,
     )
 
 
-def parse_get_assertion(params: dict[Any, Any]) -> GetAssertionRequest:
-    """Validate an authenticatorGetAssertion (0x02) parameter map."""
+def parse_get_assertion(
+    params: dict[Any, Any], *, allow_silent: bool = False
+) -> GetAssertionRequest:
+    """Validate an authenticatorGetAssertion (0x02) parameter map.
+
+    `allow_silent`: answer `up: false` (a USB key's pre-flight) instead of refusing it.
+    """
     rp_id = _rp_id(_required(params, 1, str, "rpId"))
     client_data_hash = _client_data_hash(params, 2)
     allow_ids = None
@@ -162,7 +170,7 @@ def parse_get_assertion(params: dict[Any, Any]) -> GetAssertionRequest:
     options = _options(params, 5)
     if "rk" in options:
         raise _fail(CtapStatus.UNSUPPORTED_OPTION, "rk is not a getAssertion option")
-    if options.get("up") is False:
+    if options.get("up") is False and not allow_silent:
         # A silent probe would burn the phone's one command per tunnel and reveal passkeys
         # without the user's consent, so it is refused rather than answered.
         raise _fail(CtapStatus.UNSUPPORTED_OPTION, "silent (up=false) assertions are refused")
@@ -171,4 +179,5 @@ def parse_get_assertion(params: dict[Any, Any]) -> GetAssertionRequest:
         client_data_hash=client_data_hash,
         allow_ids=allow_ids,
         user_verification=options.get("uv") is True,
+        user_presence=options.get("up") is not False,
     )

@@ -4,13 +4,14 @@
 `CtapHidDevice` talks to it over `VirtualCtapHid`, exactly as to a key on hidraw. The key itself
 answers getInfo, clientPIN and authenticatorSelection, checks pinUvAuthParam (that is how UV is
 earned: never claimed without a verified PIN token), and waits for a touch. The passkey work
-(makeCredential/getAssertion) is delegated to a `CredentialCore`, so the phone's
-`SoftwareAuthenticator` logic can sit behind a USB key as well.
+(makeCredential/getAssertion) is delegated to a `CredentialCore`; `with_store` plugs in the
+passkey logic the phone uses too (`key_core.StoreCredentialCore` over a `CredentialStore`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from hybrid.authenticator.client_pin import (
     ClientPinAuthenticator,
     Permission,
 )
+from hybrid.authenticator.key_core import StoreCredentialCore
 from hybrid.authenticator.security_key_hid import (
     MAX_MESSAGE_SIZE,
     HidCommand,
@@ -34,6 +36,7 @@ from hybrid.authenticator.security_key_hid import (
     VirtualHidConnection,
     hid_descriptor,
 )
+from hybrid.authenticator.store import CredentialStore
 from hybrid.ctap import CtapCommand, CtapStatus, decode_cbor
 from hybrid.errors import CtapStatusError, ProtocolError
 
@@ -51,7 +54,7 @@ Touch = threading.Event | Callable[[], bool]
 
 
 class CredentialCore(Protocol):
-    """The passkey logic behind the key (the integrator adapts `SoftwareAuthenticator` to it).
+    """The passkey logic behind the key (`StoreCredentialCore` is the project's own).
 
     `params` is the request's CBOR map with the PIN fields (pinUvAuthParam/Protocol) and the
     `uv` option already removed: the key has checked them. `user_verified` is True only when a
@@ -114,6 +117,22 @@ class SoftwareSecurityKey:
         self.client_pin = ClientPinAuthenticator(pin)
         self.descriptor = descriptor or hid_descriptor()
         self.hid = VirtualCtapHid(self)
+
+    @classmethod
+    def with_store(
+        cls,
+        store: str | os.PathLike[str] | CredentialStore | None = None,
+        *,
+        pin: str | None = None,
+        touch: Touch | None = None,
+        touch_timeout: float = DEFAULT_TOUCH_TIMEOUT,
+    ) -> SoftwareSecurityKey:
+        """A key whose passkeys live in `store` (a JSON path, a store, or None: memory)."""
+        return cls(StoreCredentialCore(store), touch=touch, pin=pin, touch_timeout=touch_timeout)
+
+    @property
+    def core(self) -> CredentialCore:
+        return self._core
 
     def __repr__(self) -> str:
         state = "plugged in" if self.hid.plugged_in else "unplugged"

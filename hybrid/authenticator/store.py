@@ -18,15 +18,16 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from fido2.utils import websafe_decode, websafe_encode
 
+from hybrid.authenticator.extensions import CredProtect, LargeBlob
+from hybrid.authenticator.stored_credential import MAX_SIGN_COUNT
+from hybrid.authenticator.stored_credential import StoredCredential as StoredCredential
 from hybrid.errors import StoreError
 
 logger = logging.getLogger(__name__)
@@ -34,83 +35,9 @@ _T = TypeVar("_T")
 
 STORE_FORMAT: Final = "fido-hybrid/credential-store"
 STORE_VERSION: Final = 1
-MAX_SIGN_COUNT: Final = 0xFFFFFFFF
 LOCK_SUFFIX: Final = ".lock"
 TEMPORARY_SUFFIX: Final = ".tmp"
 LOCK_TIMEOUT = 10.0  # seconds; every change holds the lock for milliseconds
-
-
-@dataclass(frozen=True)
-class StoredCredential:
-    """One discoverable P-256 credential; the private key stays out of repr and comparisons."""
-
-    credential_id: bytes
-    rp_id: str
-    user_id: bytes
-    user_name: str | None
-    user_display_name: str | None
-    private_key: ec.EllipticCurvePrivateKey = field(repr=False, compare=False)
-    sign_count: int = 0
-    created: int = 0  # creation order, so "most recent" needs no clock
-
-    def to_json(self) -> dict[str, Any]:
-        der = self.private_key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return {
-            "credentialId": websafe_encode(self.credential_id),
-            "rpId": self.rp_id,
-            "userId": websafe_encode(self.user_id),
-            "userName": self.user_name,
-            "userDisplayName": self.user_display_name,
-            "privateKey": websafe_encode(der),
-            "signCount": self.sign_count,
-            "created": self.created,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> StoredCredential:
-        """Parse one stored entry; raises ValueError/TypeError/KeyError on anything odd."""
-        if not isinstance(data, dict):
-            raise TypeError("credential entry is not an object")
-        key = serialization.load_der_private_key(websafe_decode(_str(data, "privateKey")), None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
-            key.curve, ec.SECP256R1
-        ):
-            raise ValueError("private key is not a P-256 key")
-        count, created = data["signCount"], data["created"]
-        if not _is_uint(count, MAX_SIGN_COUNT) or not _is_uint(created, 2**63):
-            raise ValueError("bad signCount or created")
-        return cls(
-            credential_id=websafe_decode(_str(data, "credentialId")),
-            rp_id=_str(data, "rpId"),
-            user_id=websafe_decode(_str(data, "userId")),
-            user_name=_optional_str(data, "userName"),
-            user_display_name=_optional_str(data, "userDisplayName"),
-            private_key=key,
-            sign_count=count,
-            created=created,
-        )
-
-
-def _is_uint(value: object, limit: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
-
-
-def _str(data: dict[str, Any], name: str) -> str:
-    value = data[name]
-    if not isinstance(value, str):
-        raise TypeError(f"{name} is not a string")
-    return value
-
-
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} is not a string")
-    return value
 
 
 class CredentialStore:
@@ -163,8 +90,12 @@ class CredentialStore:
         user_display_name: str | None,
         credential_id: bytes,
         private_key: ec.EllipticCurvePrivateKey,
+        prf_secret: bytes | None = None,
+        cred_protect: CredProtect = CredProtect.UV_OPTIONAL,
+        discoverable: bool = True,
     ) -> StoredCredential:
-        """Store a new credential, replacing the user's old one on the same RP (as phones do)."""
+        """Store a new credential; a discoverable one replaces the user's old discoverable
+        one on the same RP (as phones and keys do)."""
 
         def add_to(credentials: list[StoredCredential]) -> StoredCredential:
             credential = StoredCredential(
@@ -175,11 +106,16 @@ class CredentialStore:
                 user_display_name=user_display_name,
                 private_key=private_key,
                 created=max((c.created for c in credentials), default=0) + 1,
+                prf_secret=prf_secret,
+                cred_protect=cred_protect,
+                discoverable=discoverable,
             )
             credentials[:] = [
                 c
                 for c in credentials
-                if not (c.rp_id == rp_id and c.user_id == user_id)
+                if not (
+                    discoverable and c.discoverable and c.rp_id == rp_id and c.user_id == user_id
+                )
                 and c.credential_id != credential_id
             ]
             credentials.append(credential)
@@ -190,20 +126,34 @@ class CredentialStore:
     def next_sign_count(self, credential: StoredCredential) -> int | None:
         """Increment and persist the credential's signature counter; return the new value.
 
+        None: the credential was removed meanwhile.
+        """
+        used = self.use(credential)
+        return None if used is None else used.sign_count
+
+    def use(
+        self, credential: StoredCredential, *, large_blob: LargeBlob | None = None
+    ) -> StoredCredential | None:
+        """Count one assertion and, if given, save its new large blob, as one change.
+
         The increment applies to the counter as stored now, not to `credential`'s snapshot,
-        so concurrent sign-ins never lose a step. None: the credential was removed meanwhile.
+        so concurrent sign-ins never lose a step. Returns the credential as saved; None: it
+        was removed meanwhile (and nothing was written).
         """
 
-        def increment(credentials: list[StoredCredential]) -> StoredCredential | None:
+        def count(credentials: list[StoredCredential]) -> StoredCredential | None:
             for index, current in enumerate(credentials):
                 if current.credential_id == credential.credential_id:
-                    count = min(current.sign_count + 1, MAX_SIGN_COUNT)
-                    credentials[index] = replace(current, sign_count=count)
-                    return credentials[index]
+                    updated = replace(
+                        current,
+                        sign_count=min(current.sign_count + 1, MAX_SIGN_COUNT),
+                        large_blob=current.large_blob if large_blob is None else large_blob,
+                    )
+                    credentials[index] = updated
+                    return updated
             return None
 
-        updated = self._change(increment)
-        return None if updated is None else updated.sign_count
+        return self._change(count)
 
     def _current(self) -> list[StoredCredential]:
         """The credentials as stored right now (another process may have changed the file)."""

@@ -304,36 +304,29 @@ def test_assertion_outputs_for_the_chosen_credential() -> None:
         prf=True, prf_eval=PrfSalts(SALT_1), prf_by_credential={CRED_B: PrfSalts(SALT_2)}
     )
     for credential, salt in ((CRED_A, SALT_1), (CRED_B, SALT_2)):
-        result = assert_with(asked, credential, prf_secret=SECRET, large_blob=None, uv=True)
+        result = assert_with(asked, credential, prf_secret=SECRET, large_blob=None)
+        # No UV needed: the output is defined by the credential's secret and the salt alone.
         assert result.unsigned_outputs() == {
             "prf": {"results": evaluate_prf(SECRET, PrfSalts(salt))}
         }
-    without_uv = assert_with(asked, CRED_A, prf_secret=SECRET, large_blob=None, uv=False)
-    assert without_uv.unsigned_outputs() == {}
-    old_credential = assert_with(asked, CRED_A, prf_secret=None, large_blob=None, uv=True)
+    old_credential = assert_with(asked, CRED_A, prf_secret=None, large_blob=None)
     assert old_credential.unsigned_outputs() == {}
     only_other = GetAssertionExtensions(prf=True, prf_by_credential={CRED_B: PrfSalts(SALT_2)})
     assert (
-        assert_with(
-            only_other, CRED_A, prf_secret=SECRET, large_blob=None, uv=True
-        ).unsigned_outputs()
-        == {}
+        assert_with(only_other, CRED_A, prf_secret=SECRET, large_blob=None).unsigned_outputs() == {}
     )
 
 
 def test_large_blob_read_and_write_outputs() -> None:
     blob = LargeBlob(fido2_compress(b"hi"), 2)
     read = GetAssertionExtensions(large_blob_read=True)
-    assert assert_with(
-        read, CRED_A, prf_secret=None, large_blob=blob, uv=True
-    ).unsigned_outputs() == {"largeBlob": {"blob": blob.compressed, "originalSize": 2}}
+    assert assert_with(read, CRED_A, prf_secret=None, large_blob=blob).unsigned_outputs() == {
+        "largeBlob": {"blob": blob.compressed, "originalSize": 2}
+    }
     # nothing stored: no largeBlob output at all (an empty map is not a valid CTAP answer)
-    assert (
-        assert_with(read, CRED_A, prf_secret=None, large_blob=None, uv=True).unsigned_outputs()
-        == {}
-    )
+    assert assert_with(read, CRED_A, prf_secret=None, large_blob=None).unsigned_outputs() == {}
     write = GetAssertionExtensions(large_blob_write=blob)
-    result = assert_with(write, CRED_A, prf_secret=None, large_blob=None, uv=True)
+    result = assert_with(write, CRED_A, prf_secret=None, large_blob=None)
     assert result.large_blob_to_store == blob
     assert result.unsigned_outputs() == {"largeBlob": {"written": False}}  # not stored yet
     assert result.unsigned_outputs(stored=True) == {"largeBlob": {"written": True}}
@@ -342,14 +335,12 @@ def test_large_blob_read_and_write_outputs() -> None:
 def test_phone_answers_python_fido2_compressed_writes_the_desktop_can_read() -> None:
     data = b"written by python-fido2's compressor" * 20
     request = parse_get_assertion_extensions(_write(fido2_compress(data), len(data)), (CRED_A,))
-    stored = assert_with(request, CRED_A, prf_secret=None, large_blob=None, uv=True)
+    stored = assert_with(request, CRED_A, prf_secret=None, large_blob=None)
     read = parse_authentication_extensions({"largeBlob": {"read": True}})
     on_phone = parse_get_assertion_extensions(
         authentication_ctap_extensions(read, ["largeBlob"]), None
     )
-    answer = assert_with(
-        on_phone, CRED_A, prf_secret=None, large_blob=stored.large_blob_to_store, uv=True
-    )
+    answer = assert_with(on_phone, CRED_A, prf_secret=None, large_blob=stored.large_blob_to_store)
     outputs = decode_cbor_map(cbor.encode({8: answer.unsigned_outputs()}))[8]
     assert authentication_client_outputs(read, outputs) == {
         "largeBlob": {"blob": websafe_encode(data)}

@@ -147,6 +147,14 @@ def _tamper(path: Path, change: dict[str, Any]) -> None:
         {"signCount": True},
         {"userName": 5},
         {"credentialId": None},
+        {"credProtect": 0},
+        {"credProtect": 4},
+        {"credProtect": "2"},
+        {"prfSecret": "AAAA"},  # 3 bytes, not 32
+        {"prfSecret": 7},
+        {"largeBlob": {"data": "AAAA", "originalSize": 3}},  # does not inflate
+        {"largeBlob": "blob"},
+        {"discoverable": "no"},
     ],
 )
 def test_damaged_entries_are_refused(tmp_path: Path, change: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -16,8 +17,7 @@ from hybrid.authenticator import client_pin
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
-from tests.security_key.conftest import PIN
-from tests.security_key.memory_core import MemoryCore
+from tests.security_key.conftest import PIN, RecordingCore
 
 MC = ClientPin.PERMISSION.MAKE_CREDENTIAL
 GA = ClientPin.PERMISSION.GET_ASSERTION
@@ -218,7 +218,7 @@ def make_credential(ctap2: Ctap2, **extra: Any) -> Any:
 
 
 def test_pin_uv_auth_param_earns_uv_with_permission_and_rp_checks(
-    core: MemoryCore, ctap2: Ctap2
+    core: RecordingCore, ctap2: Ctap2
 ) -> None:
     pins = pin_client(ctap2)
     protocol: Any = PinProtocolV2()
@@ -257,12 +257,15 @@ def test_pin_uv_auth_param_earns_uv_with_permission_and_rp_checks(
         )
     assert status_of(wrong_rp) == CtapStatus.PIN_AUTH_INVALID
 
-    assertion = ctap2.get_assertion(RP, CDH)  # no token: allowed, but UV is not claimed
+    created = attestation.auth_data.credential_data
+    assert created is not None  # not discoverable (no rk), so it is named in the allowList
+    allow: list[Mapping[str, Any]] = [{"type": "public-key", "id": created.credential_id}]
+    assertion = ctap2.get_assertion(RP, CDH, allow)  # no token: allowed, but UV is not claimed
     assert not assertion.auth_data.is_user_verified()
     assert assertion.auth_data.is_user_present()
 
 
-def test_without_a_pin_uv_is_never_claimed(core: MemoryCore, ctap2: Ctap2) -> None:
+def test_without_a_pin_uv_is_never_claimed(core: RecordingCore, ctap2: Ctap2) -> None:
     with pytest.raises(CtapError) as uv_option:
         make_credential(ctap2, options={"uv": True})
     assert status_of(uv_option) == CtapStatus.INVALID_OPTION
@@ -285,7 +288,7 @@ def test_wrong_pin_protocol_in_a_request_is_refused(ctap2: Ctap2) -> None:
 
 
 def test_initial_pin_and_peer_key_validation() -> None:
-    with SoftwareSecurityKey(MemoryCore(), pin=PIN) as key:
+    with SoftwareSecurityKey.with_store(pin=PIN) as key:
         assert key.client_pin.pin_is_set and key.client_pin.retries == 8
     auth = client_pin.ClientPinAuthenticator()
     foreign = ec.generate_private_key(ec.SECP384R1()).public_key().public_numbers()

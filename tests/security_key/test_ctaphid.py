@@ -12,6 +12,7 @@ import pytest
 from fido2 import cbor
 from fido2.ctap2.base import Ctap2
 from fido2.hid import CAPABILITY, CTAPHID, CtapHidDevice
+from fido2.webauthn import Aaguid
 
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.authenticator.security_key_hid import (
@@ -22,7 +23,7 @@ from hybrid.authenticator.security_key_hid import (
     frame_message,
 )
 from hybrid.ctap import CtapStatus
-from tests.security_key.memory_core import MemoryCore
+from tests.security_key.conftest import RecordingCore
 from tests.security_key.raw_hid import hid_error, init_channel, read_reply
 
 
@@ -50,7 +51,7 @@ def test_ping_echoes_single_and_multi_packet_messages(device: CtapHidDevice, siz
 def test_wink_and_multi_packet_cbor_response(key: SoftwareSecurityKey, ctap2: Ctap2) -> None:
     ctap2.device.wink()  # type: ignore[attr-defined]
     assert key.hid.winks == 1
-    assert ctap2.get_info().aaguid == MemoryCore.aaguid  # getInfo spans several packets
+    assert ctap2.get_info().aaguid == Aaguid.NONE  # getInfo spans several packets
 
 
 def test_unknown_and_broadcast_channels_are_refused(raw: VirtualHidConnection) -> None:
@@ -103,7 +104,7 @@ def test_wrong_sequence_and_interleaved_packets(raw: VirtualHidConnection) -> No
     )
 
 
-def test_channel_is_busy_while_a_command_waits_for_touch(core: MemoryCore) -> None:
+def test_channel_is_busy_while_a_command_waits_for_touch(core: RecordingCore) -> None:
     touch = threading.Event()
     with SoftwareSecurityKey(core, touch=touch) as key:
         raw = key.connect()
@@ -119,7 +120,7 @@ def test_channel_is_busy_while_a_command_waits_for_touch(core: MemoryCore) -> No
         assert read_reply(raw) == (other, CTAPHID.PING, b"free")
 
 
-def test_reinit_keeps_the_channel_and_drops_its_command(core: MemoryCore) -> None:
+def test_reinit_keeps_the_channel_and_drops_its_command(core: RecordingCore) -> None:
     with SoftwareSecurityKey(core, touch=threading.Event()) as key:
         raw = key.connect()
         cid = init_channel(raw)

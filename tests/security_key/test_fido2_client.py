@@ -18,8 +18,7 @@ from fido2.webauthn import (
 
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.ctap import CtapStatus
-from tests.security_key.conftest import PIN
-from tests.security_key.memory_core import MemoryCore
+from tests.security_key.conftest import PIN, RecordingCore
 
 ORIGIN = "https://example.com"
 ALICE = PublicKeyCredentialUserEntity(id=b"alice-id", name="alice", display_name="Alice")
@@ -49,7 +48,7 @@ def server() -> Fido2Server:
     return Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
 
 
-def test_register_and_sign_in_with_a_pin(server: Fido2Server, core: MemoryCore) -> None:
+def test_register_and_sign_in_with_a_pin(server: Fido2Server, core: RecordingCore) -> None:
     touch = threading.Event()
     person = Person(touch, PIN)
     with SoftwareSecurityKey(core, touch=touch, pin=PIN) as key:
@@ -81,7 +80,7 @@ def test_register_and_sign_in_with_a_pin(server: Fido2Server, core: MemoryCore) 
 
 
 def test_wrong_pin_surfaces_as_client_error_with_the_ctap_status(
-    server: Fido2Server, core: MemoryCore
+    server: Fido2Server, core: RecordingCore
 ) -> None:
     touch = threading.Event()
     with SoftwareSecurityKey(core, touch=touch, pin=PIN) as key:
@@ -95,11 +94,11 @@ def test_wrong_pin_surfaces_as_client_error_with_the_ctap_status(
         assert isinstance(refused.value.cause, Exception)
         assert getattr(refused.value.cause, "code", None) == CtapStatus.PIN_INVALID
         assert key.client_pin.retries == 7
-    assert core.credentials == []
+    assert len(core.store) == 0
 
 
 def test_without_a_pin_the_key_is_present_but_not_verified(
-    server: Fido2Server, core: MemoryCore
+    server: Fido2Server, core: RecordingCore
 ) -> None:
     touch = threading.Event()
     with SoftwareSecurityKey(core, touch=touch) as key:
@@ -114,7 +113,7 @@ def test_without_a_pin_the_key_is_present_but_not_verified(
 
 
 def test_key_pulled_out_during_registration_is_an_error_not_a_hang(
-    server: Fido2Server, core: MemoryCore, threads_before: int
+    server: Fido2Server, core: RecordingCore, threads_before: int
 ) -> None:
     key = SoftwareSecurityKey(core, touch=threading.Event(), pin=PIN)
 
@@ -129,5 +128,5 @@ def test_key_pulled_out_during_registration_is_an_error_not_a_hang(
     with pytest.raises(OSError) as gone:  # python-fido2 passes the OSError through unwrapped
         client.make_credential(options.public_key)
     assert gone.value.errno == errno.ENODEV
-    assert core.credentials == []
+    assert len(core.store) == 0
     assert threading.active_count() == threads_before

@@ -14,7 +14,7 @@ from fido2.hid import CTAPHID
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.authenticator.security_key_hid import frame_message
 from hybrid.ctap import CtapStatus
-from tests.security_key.memory_core import MemoryCore
+from tests.security_key.conftest import RecordingCore
 from tests.security_key.raw_hid import init_channel, read_reply
 
 CDH = b"\x42" * 32
@@ -30,7 +30,7 @@ def make_credential(ctap2: Ctap2, **extra: Any) -> Any:
     )
 
 
-def test_keepalives_say_upneeded_until_the_touch(core: MemoryCore) -> None:
+def test_keepalives_say_upneeded_until_the_touch(core: RecordingCore) -> None:
     touch = threading.Event()
     with SoftwareSecurityKey(core, touch=touch) as key:
         raw = key.connect()
@@ -45,7 +45,7 @@ def test_keepalives_say_upneeded_until_the_touch(core: MemoryCore) -> None:
     assert not touch.is_set()  # the touch was consumed by this one operation
 
 
-def test_python_fido2_sees_upneeded_and_gets_the_credential(core: MemoryCore) -> None:
+def test_python_fido2_sees_upneeded_and_gets_the_credential(core: RecordingCore) -> None:
     touch = threading.Event()
     seen: list[STATUS] = []
 
@@ -59,11 +59,11 @@ def test_python_fido2_sees_upneeded_and_gets_the_credential(core: MemoryCore) ->
         attestation = make_credential(Ctap2(device), on_keepalive=on_keepalive)
     assert seen[-1] == STATUS.UPNEEDED
     assert attestation.auth_data.is_user_present()
-    assert len(core.credentials) == 1
+    assert len(core.store) == 1
 
 
 def test_cancel_event_stops_the_touch_wait_with_keepalive_cancel(
-    core: MemoryCore, threads_before: int
+    core: RecordingCore, threads_before: int
 ) -> None:
     touch, cancel = threading.Event(), threading.Event()
 
@@ -76,13 +76,13 @@ def test_cancel_event_stops_the_touch_wait_with_keepalive_cancel(
         with pytest.raises(CtapError) as cancelled:
             make_credential(ctap2, event=cancel, on_keepalive=on_keepalive)
         assert cancelled.value.code == CtapStatus.KEEPALIVE_CANCEL
-        assert core.credentials == []
+        assert len(core.store) == 0
         touch.set()
         assert make_credential(ctap2).auth_data.is_user_present()  # the channel still works
     assert threading.active_count() == threads_before
 
 
-def test_declined_and_unanswered_touches(core: MemoryCore) -> None:
+def test_declined_and_unanswered_touches(core: RecordingCore) -> None:
     with SoftwareSecurityKey(core, touch=lambda: False) as key:
         with pytest.raises(CtapError) as declined:
             make_credential(Ctap2(key.open_device()))
@@ -91,11 +91,11 @@ def test_declined_and_unanswered_touches(core: MemoryCore) -> None:
         with pytest.raises(CtapError) as timeout:
             Ctap2(key.open_device()).selection()
         assert timeout.value.code == CtapStatus.USER_ACTION_TIMEOUT
-    assert core.credentials == []
+    assert len(core.store) == 0
 
 
 def test_unplug_mid_command_raises_oserror_and_leaves_no_thread(
-    core: MemoryCore, threads_before: int
+    core: RecordingCore, threads_before: int
 ) -> None:
     key = SoftwareSecurityKey(core, touch=threading.Event())
     ctap2 = Ctap2(key.open_device())
@@ -116,7 +116,7 @@ def test_unplug_mid_command_raises_oserror_and_leaves_no_thread(
     assert not host_thread.is_alive()
     assert [type(exc) for exc in outcome] == [OSError]
     assert isinstance(outcome[0], OSError) and outcome[0].errno == errno.ENODEV
-    assert core.credentials == []
+    assert len(core.store) == 0
     with pytest.raises(OSError) as later:
         ctap2.get_info()
     assert later.value.errno == errno.ENODEV
@@ -126,7 +126,7 @@ def test_unplug_mid_command_raises_oserror_and_leaves_no_thread(
     assert threading.active_count() == threads_before
 
 
-def test_unplug_from_the_keepalive_callback(core: MemoryCore, threads_before: int) -> None:
+def test_unplug_from_the_keepalive_callback(core: RecordingCore, threads_before: int) -> None:
     key = SoftwareSecurityKey(core, touch=threading.Event())
     ctap2 = Ctap2(key.open_device())
     with pytest.raises(OSError) as gone:

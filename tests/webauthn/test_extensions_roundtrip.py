@@ -76,7 +76,7 @@ def test_register_then_sign_in_with_prf_and_a_large_blob() -> None:
     on_phone_write = phone.parse_get_assertion_extensions(
         _over_the_wire(authentication_ctap_extensions(write, OUR_PHONE), 4), (CRED_A,)
     )
-    written = phone.assert_with(on_phone_write, CRED_A, prf_secret=secret, large_blob=None, uv=True)
+    written = phone.assert_with(on_phone_write, CRED_A, prf_secret=secret, large_blob=None)
     stored = written.large_blob_to_store
     assert stored is not None
     outputs = _over_the_wire(written.unsigned_outputs(stored=True), 8)
@@ -87,9 +87,7 @@ def test_register_then_sign_in_with_prf_and_a_large_blob() -> None:
     on_phone_read = phone.parse_get_assertion_extensions(
         _over_the_wire(authentication_ctap_extensions(read, OUR_PHONE), 4), None
     )
-    answered = phone.assert_with(
-        on_phone_read, CRED_A, prf_secret=secret, large_blob=stored, uv=True
-    )
+    answered = phone.assert_with(on_phone_read, CRED_A, prf_secret=secret, large_blob=stored)
     final = authentication_client_outputs(read, _over_the_wire(answered.unsigned_outputs(), 8))
     assert final == {
         "prf": {
@@ -131,7 +129,7 @@ def test_prf_json_round_trip_through_both_sides(
         _over_the_wire(authentication_ctap_extensions(parsed, OUR_PHONE), 4), tuple(allow)
     )
     credential = allow[used % len(allow)]
-    answered = phone.assert_with(on_phone, credential, prf_secret=secret, large_blob=None, uv=True)
+    answered = phone.assert_with(on_phone, credential, prf_secret=secret, large_blob=None)
     results = authentication_client_outputs(parsed, _over_the_wire(answered.unsigned_outputs(), 8))
     inputs = by_credential.get(credential, default)  # WebAuthn: evalByCredential wins over eval
     expected = (
@@ -150,13 +148,13 @@ def test_large_blob_round_trip_through_both_sides(data: bytes) -> None:
         _over_the_wire(authentication_ctap_extensions(write, OUR_PHONE), 4), (CRED_A,)
     )
     stored = phone.assert_with(
-        on_phone, CRED_A, prf_secret=None, large_blob=None, uv=True
+        on_phone, CRED_A, prf_secret=None, large_blob=None
     ).large_blob_to_store
     read = parse_authentication_extensions({"largeBlob": {"read": True}}, (CRED_A,))
     on_phone_read = phone.parse_get_assertion_extensions(
         _over_the_wire(authentication_ctap_extensions(read, OUR_PHONE), 4), (CRED_A,)
     )
-    answered = phone.assert_with(on_phone_read, CRED_A, prf_secret=None, large_blob=stored, uv=True)
+    answered = phone.assert_with(on_phone_read, CRED_A, prf_secret=None, large_blob=stored)
     assert authentication_client_outputs(read, _over_the_wire(answered.unsigned_outputs(), 8)) == {
         "largeBlob": {"blob": B64(data)}
     }
