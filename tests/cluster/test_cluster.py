@@ -1,0 +1,261 @@
+"""`python -m tunnel_server.cluster` for real: node processes, real HAProxy, loopback clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import sys
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from hybrid.protocol.constants import ROUTING_ID_HEADER
+from tunnel_server.cluster.__main__ import main
+from tunnel_server.cluster.testing import (
+    ClusterProcess,
+    alive,
+    free_port,
+    running_cluster,
+    start_cluster,
+    stop_cluster,
+)
+from tunnel_server.testing import (
+    cable_connect,
+    closed_by_server,
+    connect_url,
+    http_request,
+    new_url,
+    wait_until,
+)
+
+Pair = tuple[ClientConnection, ClientConnection, str]
+
+
+async def open_pair(url: str, tunnel: str | None = None, **kwargs: object) -> Pair:
+    """A phone and a desktop joined through the cluster; returns them and the node's RID."""
+    tunnel = tunnel or secrets.token_hex(16)
+    phone = await cable_connect(new_url(url, tunnel), **kwargs)
+    assert phone.response is not None
+    routing_id = phone.response.headers[ROUTING_ID_HEADER]
+    desktop = await cable_connect(connect_url(url, routing_id, tunnel), **kwargs)
+    return phone, desktop, routing_id
+
+
+async def relays(phone: ClientConnection, desktop: ClientConnection, token: bytes) -> None:
+    await desktop.send(token)
+    assert await phone.recv() == token
+    await phone.send(token[::-1])
+    assert await desktop.recv() == token[::-1]
+
+
+async def refused_status(url: str) -> int:
+    with pytest.raises(InvalidStatus) as info:
+        await cable_connect(url)
+    return info.value.response.status_code
+
+
+async def stop_and_check(cluster: ClusterProcess) -> None:
+    """SIGTERM: exit code 0 and not one process left behind."""
+    assert await stop_cluster(cluster, 30) == 0, cluster.stderr_tail()
+    assert alive(cluster.pids) == []
+
+
+async def test_routes_by_routing_id_and_spreads_new_tunnels() -> None:
+    async with running_cluster("--nodes", "3", "--port", str(free_port())) as cluster:
+        assert len(cluster.nodes) == 3
+        assert len({n.port for n in cluster.nodes.values()}) == 3
+        pairs = [await open_pair(cluster.url) for _ in range(6)]
+        # leastconn: with every phone still open, each node takes two of the six
+        assert sorted(rid for _, _, rid in pairs) == sorted(2 * list(cluster.nodes))
+        for i, (phone, desktop, _) in enumerate(pairs):
+            await relays(phone, desktop, bytes([i]) * 40)
+        unknown = "ABCDEF" if "ABCDEF" not in cluster.nodes else "ABCDEE"
+        tunnel = secrets.token_hex(16)
+        assert await refused_status(connect_url(cluster.url, unknown, tunnel)) == 404
+        assert (await http_request(cluster.url, "/metrics", headers={})).status == 404
+        assert (await http_request(cluster.url, "/healthz", headers={})).status == 200
+        for phone, desktop, _ in pairs:
+            await desktop.close()
+            assert (await closed_by_server(phone))[0] == 1000
+        await stop_and_check(cluster)
+
+
+async def test_sigterm_drains_joined_tunnels_within_grace() -> None:
+    cluster = await start_cluster("--nodes", "2", "--port", str(free_port()), "--", "--grace", "3")
+    try:
+        phone, desktop, _ = await open_pair(cluster.url)
+        waiting = await cable_connect(new_url(cluster.url, secrets.token_hex(16)))
+        cluster.proc.terminate()
+        # a phone no desktop can join any more is closed at once ...
+        assert await closed_by_server(waiting) == (
+            1001,
+            "the tunnel server is shutting down; try again",
+        )
+        # ... HAProxy takes no new connection, and the joined tunnel keeps relaying
+        with pytest.raises(OSError):
+            await cable_connect(new_url(cluster.url, secrets.token_hex(16)))
+        await relays(phone, desktop, b"still relaying")
+        code, _ = await closed_by_server(desktop, timeout=10)
+        assert code == 1001
+    finally:
+        await stop_and_check(cluster)
+
+
+async def test_node_killed_mid_relay_then_restarted() -> None:
+    async with running_cluster("--nodes", "3", "--port", str(free_port())) as cluster:
+        pairs = [await open_pair(cluster.url) for _ in range(6)]
+        victim = pairs[0][2]
+        old = cluster.nodes[victim]
+        os.kill(old.pid, signal.SIGKILL)
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        for phone, desktop, rid in pairs:
+            if rid == victim:  # HAProxy closes both ends of the dead node's tunnels
+                for ws in (phone, desktop):
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(ws.recv(), 5)
+            else:
+                await relays(phone, desktop, b"unaffected")
+        async with asyncio.timeout(max(0.1, killed_at + 2 - loop.time())):
+            fresh = [await open_pair(cluster.url) for _ in range(4)]
+        for phone, desktop, rid in fresh:
+            assert rid != victim
+            await relays(phone, desktop, b"fresh")
+        restarted = await cluster.next_node(timeout=10)
+        assert (restarted.routing_id, restarted.port) == (old.routing_id, old.port)
+        assert restarted.pid != old.pid and alive([old.pid]) == []
+        # once HAProxy sees it healthy, leastconn sends it the next new tunnels
+        found: list[Pair] = []
+
+        async def lands_on_restarted() -> bool:
+            found.append(await open_pair(cluster.url))
+            return found[-1][2] == victim
+
+        await wait_until(lands_on_restarted, timeout=10, what="a tunnel on the restarted node")
+        await relays(found[-1][0], found[-1][1], b"back")
+        await stop_and_check(cluster)
+
+
+async def test_all_nodes_down_is_503_not_a_hang() -> None:
+    async with running_cluster("--nodes", "2", "--port", str(free_port())) as cluster:
+        some_rid = next(iter(cluster.nodes))
+        pids = [node.pid for node in cluster.nodes.values()]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        await wait_until(lambda: alive(pids) == [], what="the nodes to be gone")
+        async with asyncio.timeout(4):
+            assert await refused_status(new_url(cluster.url, secrets.token_hex(16))) == 503
+            target = connect_url(cluster.url, some_rid, secrets.token_hex(16))
+            assert await refused_status(target) == 503
+        assert (await http_request(cluster.url, "/healthz", headers={})).status == 503
+        for _ in cluster.nodes:
+            await cluster.next_node()
+        await stop_and_check(cluster)
+
+
+async def test_one_client_address_is_capped_across_all_nodes() -> None:
+    async with running_cluster(
+        "--nodes", "2", "--port", str(free_port()), "--max-connections-per-ip", "4"
+    ) as cluster:
+        phones = [
+            await cable_connect(new_url(cluster.url, secrets.token_hex(16))) for _ in range(4)
+        ]
+        assert {p.response.headers[ROUTING_ID_HEADER] for p in phones if p.response} == set(
+            cluster.nodes
+        )
+        with pytest.raises((ConnectionError, OSError)):
+            await cable_connect(new_url(cluster.url, secrets.token_hex(16)))
+        other = await cable_connect(
+            new_url(cluster.url, secrets.token_hex(16)), local_addr=("127.0.0.2", 0)
+        )
+        await other.close()
+        for phone in phones:
+            await phone.close()
+        await stop_and_check(cluster)
+
+
+async def test_a_thousand_tunnels_over_three_nodes_pair_correctly() -> None:
+    async with running_cluster(
+        "--nodes",
+        "3",
+        "--port",
+        str(free_port()),
+        "--max-connections-per-ip",
+        "5000",
+        "--",
+        "--max-connections-per-ip",
+        "5000",
+    ) as cluster:
+        count, width = 1000, 50
+        pairs: list[Pair] = []
+        tunnels = [secrets.token_hex(16) for _ in range(count)]
+        gate = asyncio.Semaphore(width)
+
+        async def one(tunnel: str) -> None:
+            async with gate:
+                pairs.append((*(await open_pair(cluster.url, tunnel))[:2], tunnel))
+
+        async with asyncio.timeout(45):
+            await asyncio.gather(*(one(t) for t in tunnels))
+            # every tunnel open at once; each side must hear exactly its own partner
+            await asyncio.gather(*(relays(p, d, bytes.fromhex(t)) for p, d, t in pairs))
+        spread: dict[str, int] = {}
+        for phone, _, _ in pairs:
+            assert phone.response is not None
+            rid = phone.response.headers[ROUTING_ID_HEADER]
+            spread[rid] = spread.get(rid, 0) + 1
+        assert set(spread) == set(cluster.nodes)
+        assert min(spread.values()) > count // 4
+        await asyncio.gather(*(d.close() for _, d, _ in pairs))
+        await asyncio.gather(*(p.close() for p, _, _ in pairs))
+        await stop_and_check(cluster)
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tunnel_server.cluster",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_port_taken_or_haproxy_missing_starts_no_process() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        code, out, err = await run_cli("--nodes", "2", "--port", port)
+    assert (code, out) == (1, "")
+    assert "error (port_taken)" in err
+    missing = ("--nodes", "2", "--port", str(free_port()), "--haproxy", "/nonexistent/haproxy")
+    code, out, err = await run_cli(*missing)
+    assert (code, out) == (1, "")
+    assert "error (haproxy_missing)" in err
+    assert "'haproxy'" in err  # the Debian package to install
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--nodes", "0", "--port", "8443"),
+        ("--nodes", "2", "--port", "8443", "--routing-ids", "0A0B0C,0A0B0C"),
+        ("--nodes", "2", "--port", "8443", "--host", "0.0.0.0"),
+        ("--nodes", "2", "--port", "8443", "--", "--port", "1"),
+        ("--nodes", "2", "--port", "8443", "--", "--ttl", "0"),
+    ],
+)
+def test_bad_flags_exit_2_before_anything_starts(
+    args: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(list(args)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(("error (bad_node_flags)", "error (bad_node_list)"))
