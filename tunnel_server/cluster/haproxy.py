@@ -142,8 +142,6 @@ def _global(front: Front) -> list[str]:
     lines = [
         "global",
         f"    maxconn {front.max_connections}",
-        "    # server up/down events only: request lines would carry tunnel IDs",
-        "    log stderr format raw local0 notice",
         # A drain must end even if a client keeps a connection open past the nodes' grace.
         f"    hard-stop-after {_seconds(front.grace + 15)}",
     ]
@@ -156,7 +154,6 @@ def _defaults(front: Front) -> list[str]:
     return [
         "defaults",
         "    mode http",
-        "    log global",
         "    option dontlognull",
         "    timeout connect 1s",
         "    timeout client 30s",
