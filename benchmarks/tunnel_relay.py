@@ -235,6 +235,8 @@ async def server(kind: str, use_uvloop: bool) -> AsyncIterator[Target]:
         cmd = [sys.executable, __file__, "--serve-floor"]
     else:
         cmd = [sys.executable, "-m", "tunnel_server", "--port", "0", "--routing-id", ROUTING_ID]
+        # Thousands of tunnels come from only len(SOURCES) addresses.
+        cmd += ["--max-tunnels-per-ip", "100000"]
     if use_uvloop:
         cmd.append("--uvloop")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)

@@ -14,7 +14,12 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .config import ServerConfig, ServerConfigError
+from .config import (
+    FD_HEADROOM,
+    MAX_CONNECTIONS_CEILING,
+    ServerConfig,
+    ServerConfigError,
+)
 from .logs import configure_logging
 from .server import TunnelServer
 
@@ -136,8 +141,54 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="WebSocket ping interval; 0 (default) relies on TCP keepalive instead",
     )
+    add(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="open connections in total; more are dropped at accept (default: the open-file "
+        f"limit minus {FD_HEADROOM}, at most {MAX_CONNECTIONS_CEILING})",
+    )
+    add(
+        "--ipv6-prefix",
+        type=int,
+        default=d.ipv6_prefix,
+        metavar="BITS",
+        help="count IPv6 clients per network of this prefix length (%(default)s)",
+    )
+    add(
+        "--max-tunnels-per-ip",
+        type=int,
+        default=d.max_tunnels_per_ip,
+        metavar="N",
+        help="waiting or joined tunnels one address may open; more get HTTP 429 (%(default)s)",
+    )
+    add(
+        "--metrics-allow",
+        type=_cidrs,
+        default=d.metrics_allow,
+        metavar="CIDR[,CIDR...]",
+        help="clients that may read /metrics; others get 404 (default: loopback)",
+    )
+    add(
+        "--proxy-protocol",
+        action="store_true",
+        help="every connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2)",
+    )
+    add(
+        "--trusted-proxies",
+        type=_cidrs,
+        default=d.trusted_proxies,
+        metavar="CIDR[,CIDR...]",
+        help="with --proxy-protocol, peers that may send the header; others are dropped "
+        "(default: loopback)",
+    )
     add("--uvloop", action="store_true", help="run on uvloop (pip install uvloop)")
     return p
+
+
+def _cidrs(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -159,6 +210,12 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             "grace",
             "max_buffered",
             "close_timeout",
+            "max_connections",
+            "ipv6_prefix",
+            "max_tunnels_per_ip",
+            "metrics_allow",
+            "proxy_protocol",
+            "trusted_proxies",
         )
     }
     fields["allow_origins"] = tuple(args.allow_origins)

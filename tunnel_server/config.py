@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import resource
 import secrets
 import string
 from dataclasses import dataclass, field
 
 from hybrid.errors import HybridError
 from hybrid.protocol.constants import ROUTING_ID_SIZE
+
+from .addresses import LOOPBACK, Network, parse_networks
+
+#: File descriptors kept free for the listening socket, logs, TLS files and the like.
+FD_HEADROOM = 100
+#: The --max-connections default never goes above this, however high the open-file limit.
+MAX_CONNECTIONS_CEILING = 50_000
 
 
 class ServerConfigError(HybridError, ValueError):
@@ -29,6 +37,20 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # any other name may resolve to a public address
+
+
+def open_file_limit() -> int | None:
+    """The process's soft open-file limit, or None when it is unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def default_max_connections() -> int:
+    """Below the open-file limit with headroom, so that accept() never fails for lack of fds."""
+    limit = open_file_limit()
+    if limit is None:
+        return MAX_CONNECTIONS_CEILING
+    return max(1, min(limit - FD_HEADROOM, MAX_CONNECTIONS_CEILING))
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,18 @@ class ServerConfig:
     #: WebSocket ping interval in seconds; None (the default) leaves dead-peer detection to
     #: TCP keepalive on the listening socket, which costs no task per connection.
     ping_interval: float | None = None
+    #: Open connections in total; None picks `default_max_connections()`.
+    max_connections: int | None = None
+    #: IPv6 clients are counted per network of this prefix length (1..128).
+    ipv6_prefix: int = 64
+    #: Waiting or joined tunnels opened from one client address (or IPv6 prefix).
+    max_tunnels_per_ip: int = 100
+    #: Networks whose clients may read /metrics; others get 404.
+    metrics_allow: tuple[str, ...] = LOOPBACK
+    #: Every connection starts with a PROXY protocol v2 header from a trusted proxy.
+    proxy_protocol: bool = False
+    #: Peers allowed to send that header (only used with `proxy_protocol`).
+    trusted_proxies: tuple[str, ...] = LOOPBACK
 
     def __post_init__(self) -> None:
         hexdigits = set(string.hexdigits)
@@ -70,7 +104,24 @@ class ServerConfig:
         object.__setattr__(self, "routing_id", rid.upper())
         origins = tuple(o.strip().lower().rstrip("/") for o in self.allow_origins)
         object.__setattr__(self, "allow_origins", origins)
+        if self.max_connections is None:
+            object.__setattr__(self, "max_connections", default_max_connections())
         self._check_numbers()
+        for flag, specs in (
+            ("--metrics-allow", self.metrics_allow),
+            ("--trusted-proxies", self.trusted_proxies),
+        ):
+            try:
+                parse_networks(specs)
+            except ValueError as exc:
+                raise ServerConfigError(
+                    f"{flag}: {exc}; give comma-separated CIDRs such as 127.0.0.0/8,::1/128."
+                ) from None
+        if self.proxy_protocol and self.tls_cert is not None:
+            raise ServerConfigError(
+                "--proxy-protocol cannot be combined with --tls-cert: terminate TLS at the proxy "
+                "(it has to read the request path to route by routing ID anyway)."
+            )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ServerConfigError(
                 "--tls-cert and --tls-key must be given together: pass both files, or neither."
@@ -96,10 +147,14 @@ class ServerConfig:
             "--handshake-timeout": self.handshake_timeout,
             "--max-buffered": self.max_buffered,
             "--close-timeout": self.close_timeout,
+            "--max-connections": self.max_connections or 0,
+            "--max-tunnels-per-ip": self.max_tunnels_per_ip,
         }
         for flag, value in positive.items():
             if not value > 0:
                 raise ServerConfigError(f"{flag} must be greater than 0, not {value}.")
+        if not 1 <= self.ipv6_prefix <= 128:
+            raise ServerConfigError(f"--ipv6-prefix must be 1..128, not {self.ipv6_prefix}.")
         if self.grace < 0:
             raise ServerConfigError(f"--grace must be 0 or more seconds, not {self.grace}.")
         if self.ping_interval is not None and not self.ping_interval > 0:
@@ -108,6 +163,14 @@ class ServerConfig:
     @property
     def routing_id_bytes(self) -> bytes:
         return bytes.fromhex(self.routing_id)
+
+    @property
+    def metrics_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.metrics_allow)
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def scheme(self) -> str:

@@ -11,55 +11,31 @@ import asyncio
 import http
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request, Response
 from websockets.protocol import State
-from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from hybrid.protocol.constants import CABLE_WEBSOCKET_PROTOCOL, ROUTING_ID_HEADER
 
+from .addresses import in_networks, parse_address
+from .admission import Admission
 from .config import ServerConfig
-from .logs import RateLimitedLog, log_event
+from .logs import log_event
 from .metrics import Metrics, RelayTotals
 from .paths import ConnectTunnel, NewTunnel, Route, Static, parse_path, short_id
 from .tunnel import Ending, Role, Tunnel, ending_after_close
+
+if TYPE_CHECKING:
+    from .connection import CableConnection
 
 _CABLE = Subprotocol(CABLE_WEBSOCKET_PROTOCOL)
 _LIMIT_LABELS = frozenset(
     {"message_too_big", "text_frame", "message_limit", "ttl", "join_timeout", "protocol_error"}
 )
-
-
-class CableConnection(ServerConnection):
-    """A server connection that tells the hub when its TCP connection comes and goes.
-
-    The hub is a class attribute because websockets builds connections itself; each server
-    makes its own subclass (`connection_class`).
-    """
-
-    hub: ClassVar[Hub]
-
-    def __init__(self, protocol: ServerProtocol, server: Server, **kwargs: Any) -> None:
-        super().__init__(protocol, server, **kwargs)
-        self.route: NewTunnel | ConnectTunnel | None = None
-        self.tunnel: Tunnel | None = None
-        self.client_ip: str | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.hub.admit(self, cast(asyncio.Transport, transport))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.hub.release(self)
-
-
-def connection_class(hub: Hub) -> type[CableConnection]:
-    return cast(type[CableConnection], type("CableConnection", (CableConnection,), {"hub": hub}))
 
 
 def select_subprotocol(
@@ -73,55 +49,34 @@ def select_subprotocol(
     )
 
 
-class Hub:
+class Hub(Admission):
     """All tunnels of one server, the per-address connection counts, and the metrics."""
 
     def __init__(self, config: ServerConfig) -> None:
-        self.config = config
         self.tunnels: dict[bytes, Tunnel] = {}
-        self.per_ip: dict[str, int] = {}
-        self.connections: set[CableConnection] = set()
+        super().__init__(config, Metrics(lambda: len(self.tunnels), self.relay_totals))
         self.tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.idle = asyncio.Event()
         self.idle.set()
         self._done: list[int] = [0, 0, 0, 0]
-        self.metrics = Metrics(lambda: len(self.tunnels), self.relay_totals)
         self._routing_id = config.routing_id_bytes
         self._origins = frozenset(config.allow_origins)
-        self._log_refusal = RateLimitedLog()
+        self._metrics_allowed = config.metrics_networks
+        #: Live tunnels per opening (phone) address key, for --max-tunnels-per-ip.
+        self.tunnels_per_ip: dict[str, int] = {}
 
     # -- connections -----------------------------------------------------------------------
 
-    def admit(self, conn: CableConnection, transport: asyncio.Transport) -> None:
-        """Count the new TCP connection against its address, or drop it at once."""
-        peer = transport.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        count = self.per_ip.get(ip, 0)
-        if count >= self.config.max_connections_per_ip:
-            self.metrics.reject("per_ip_limit")
-            self._log_refusal(logging.WARNING, "connection_limit", client=ip, limit=count)
-            transport.abort()
-            return
-        self.per_ip[ip] = count + 1
-        conn.client_ip = ip
-        self.connections.add(conn)
-
     def release(self, conn: CableConnection) -> None:
         """Forget a closed TCP connection and end its tunnel if it had one."""
-        ip = conn.client_ip
-        if ip is None:
+        if not self.forget(conn):
             return
-        conn.client_ip = None
-        self.connections.discard(conn)
-        count = self.per_ip[ip] - 1
-        if count:
-            self.per_ip[ip] = count
-        else:
-            del self.per_ip[ip]
-        if conn.response is None:
+        if conn.response is None and not conn.refused:
             self.metrics.reject("incomplete_handshake")
-            self._log_refusal(logging.INFO, "rejected", reason="incomplete_handshake", client=ip)
+            self._log_refusal(
+                logging.INFO, "rejected", reason="incomplete_handshake", client=conn.client_ip
+            )
         tunnel = conn.tunnel
         if tunnel is None:
             return
@@ -141,7 +96,7 @@ class Hub:
         self, conn: ServerConnection, status: http.HTTPStatus, reason: str, text: str
     ) -> Response:
         self.metrics.reject(reason)
-        cable = cast(CableConnection, conn)
+        cable = cast("CableConnection", conn)
         self._log_refusal(
             logging.INFO, "rejected", reason=reason, status=int(status), client=cable.client_ip
         )
@@ -179,12 +134,21 @@ class Hub:
                 )
         refusal = self._check_route(conn, route)
         if refusal is None:
-            cast(CableConnection, conn).route = route
+            cast("CableConnection", conn).route = route
         return refusal
 
     def _static(self, conn: ServerConnection, route: Route) -> Response:
         if route is Static.HEALTHZ:
             return conn.respond(http.HTTPStatus.OK, "ok\n")
+        client = parse_address(cast("CableConnection", conn).client_ip or "")
+        if not in_networks(client, self._metrics_allowed):
+            return self._refuse(
+                conn,
+                http.HTTPStatus.NOT_FOUND,
+                "metrics_not_allowed",
+                "Not found: tunnel paths are /cable/new/{32 hex} and "
+                "/cable/connect/{6 hex}/{32 hex}; check the URL.",
+            )
         response = conn.respond(http.HTTPStatus.OK, self.metrics.render().decode())
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
@@ -207,6 +171,15 @@ class Hub:
                     http.HTTPStatus.SERVICE_UNAVAILABLE,
                     "max_tunnels",
                     "The tunnel server is full: try again in a minute.",
+                )
+            owner = cast("CableConnection", conn).ip_key or ""
+            if self.tunnels_per_ip.get(owner, 0) >= self.config.max_tunnels_per_ip:
+                return self._refuse(
+                    conn,
+                    http.HTTPStatus.TOO_MANY_REQUESTS,
+                    "tunnels_per_ip",
+                    "Too many open tunnels from your address: finish or cancel one, "
+                    "then try again.",
                 )
             return None
         assert isinstance(route, ConnectTunnel)
@@ -244,7 +217,7 @@ class Hub:
         Runs right after `process_request` with no await in between, so the checks made
         there still hold.
         """
-        cable = cast(CableConnection, conn)
+        cable = cast("CableConnection", conn)
         route = cable.route
         if route is None:
             return None
@@ -263,6 +236,8 @@ class Hub:
         if isinstance(route, NewTunnel):
             tunnel = Tunnel(route.tunnel_id, conn, loop.time())
             self.tunnels[route.tunnel_id] = tunnel
+            tunnel.owner = owner = cable.ip_key or ""
+            self.tunnels_per_ip[owner] = self.tunnels_per_ip.get(owner, 0) + 1
             self.idle.clear()
             cable.tunnel = tunnel
             if config.join_timeout < config.ttl:
@@ -316,6 +291,7 @@ class Hub:
         if tunnel.ending is not None:
             return
         tunnel.ending = ending
+        tunnel.held = None  # nobody will read them now
         if tunnel.timer is not None:
             tunnel.timer.cancel()
             tunnel.timer = None
@@ -336,6 +312,11 @@ class Hub:
     def _finish(self, tunnel: Tunnel) -> None:
         if self.tunnels.get(tunnel.tunnel_id) is tunnel:
             del self.tunnels[tunnel.tunnel_id]
+            owned = self.tunnels_per_ip[tunnel.owner] - 1
+            if owned:
+                self.tunnels_per_ip[tunnel.owner] = owned
+            else:
+                del self.tunnels_per_ip[tunnel.owner]
         done = self._done
         done[0] += tunnel.up.messages
         done[1] += tunnel.down.messages

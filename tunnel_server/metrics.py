@@ -34,6 +34,11 @@ REJECTION_REASONS = (
     "bad_handshake",
     "incomplete_handshake",
     "shutting_down",
+    "max_connections",
+    "untrusted_proxy",
+    "proxy_header",
+    "tunnels_per_ip",
+    "metrics_not_allowed",
 )
 
 #: Why a tunnel ended.

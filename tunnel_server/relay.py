@@ -13,7 +13,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
-from .hub import CableConnection, Hub
+from .connection import CableConnection
+from .hub import Hub
 from .tunnel import Ending, Flow, Tunnel
 
 
@@ -54,6 +55,8 @@ class Relay:
         limit = self._max_messages
         while True:
             message = await recv()
+            if tunnel.ending is not None:
+                return  # ended while this side waited: drop the message and stop reading
             if type(message) is not bytes:
                 self._hub.end(
                     tunnel,

@@ -12,8 +12,9 @@ from typing import Self
 
 from websockets.asyncio.server import Server, serve
 
-from .config import ServerConfig, ServerConfigError
-from .hub import Hub, connection_class, select_subprotocol
+from .config import FD_HEADROOM, ServerConfig, ServerConfigError, open_file_limit
+from .connection import connection_class
+from .hub import Hub, select_subprotocol
 from .logs import log_event
 from .relay import Relay
 
@@ -69,6 +70,21 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _warn_if_files_run_short(config: ServerConfig) -> None:
+    """Every tunnel holds two connections; say which number to raise if they cannot fit."""
+    limit = open_file_limit()
+    needed = 2 * config.max_tunnels + FD_HEADROOM
+    if limit is not None and limit < needed:
+        log_event(
+            logging.WARNING,
+            "open_file_limit_too_low",
+            open_file_limit=limit,
+            needed=needed,
+            advice=f"raise the open-file limit (ulimit -n, systemd LimitNOFILE) to {needed}, "
+            f"or lower --max-tunnels to {max(1, (limit - FD_HEADROOM) // 2)}",
+        )
+
+
 class TunnelServer:
     """A tunnel server that tests and the CLI start and stop; one per `ServerConfig`."""
 
@@ -122,8 +138,7 @@ class TunnelServer:
         try:
             self._server = await serve(
                 Relay(hub),  # type: ignore[arg-type]  # websockets passes our connection class
-                sock=sock,
-                ssl=tls,
+                sock=sock,  # TLS is done per connection, after admission (connection.py)
                 compression=None,
                 subprotocols=None,
                 select_subprotocol=select_subprotocol,
@@ -137,7 +152,7 @@ class TunnelServer:
                 max_size=config.max_message_size,
                 max_queue=MAX_QUEUE,
                 write_limit=WRITE_LIMIT,
-                create_connection=connection_class(hub),
+                create_connection=connection_class(hub, tls),
             )
         except BaseException:
             sock.close()
@@ -145,6 +160,7 @@ class TunnelServer:
         self._hub = hub
         self._port = int(sock.getsockname()[1])
         log_event(logging.INFO, "server_started", url=self.url, routing_id=config.routing_id)
+        _warn_if_files_run_short(config)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let joined tunnels finish for `grace` seconds, then close the rest."""

@@ -82,16 +82,19 @@ async def http_request(
     method: str = "GET",
     headers: Mapping[str, str] = UPGRADE_HEADERS,
     timeout: float = 5.0,
+    prefix: bytes = b"",
 ) -> HttpReply:
     """Send one raw HTTP/1.1 request with `target` exactly as given (no URL normalising).
 
     Meant for plain-ws test servers; returns the status line, headers and whatever body
     arrived before the server closed or `timeout` passed. Status 0 means no response at all.
+    `prefix` goes first on the wire (a PROXY protocol header, say).
     """
     url = urlsplit(base_url)
     assert url.hostname is not None and url.port is not None
     reader, writer = await asyncio.open_connection(url.hostname, url.port)
     try:
+        writer.write(prefix)
         lines = [f"{method} {target} HTTP/1.1", f"Host: {url.netloc}"]
         lines += [f"{key}: {value}" for key, value in headers.items()]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())

@@ -51,6 +51,7 @@ class Tunnel:
         "drained",
         "ending",
         "held",
+        "owner",
         "phone",
         "phone_gone",
         "started",
@@ -76,6 +77,8 @@ class Tunnel:
         self.timer: asyncio.TimerHandle | None = None
         self.phone_gone = False
         self.desktop_gone = False
+        #: The address key (hub.per_ip's) of the phone that opened it, for per-address limits.
+        self.owner = ""
 
     @property
     def finished(self) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -14,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 
 from hybrid.errors import TunnelError
 from tunnel_server.__main__ import main
+from tunnel_server.proxy_protocol import build_header
 from tunnel_server.testing import (
     ServerStartError,
     cable_connect,
@@ -21,6 +23,7 @@ from tunnel_server.testing import (
     http_request,
     new_url,
     running_server_process,
+    wait_until,
 )
 
 TUNNEL = "0F1E2D3C4B5A69788796A5B4C3D2E1F0"
@@ -41,6 +44,12 @@ FLAGS = (
     "--insecure",
     "--grace",
     "--log-level",
+    "--max-connections",
+    "--ipv6-prefix",
+    "--max-tunnels-per-ip",
+    "--metrics-allow",
+    "--proxy-protocol",
+    "--trusted-proxies",
 )
 
 
@@ -149,3 +158,42 @@ async def test_second_signal_cuts_the_grace_period() -> None:
     assert await asyncio.wait_for(proc.wait(), 10) == 0
     await asyncio.wait_for(phone.wait_closed(), 5)
     assert phone.close_code == 1001
+
+
+async def test_cluster_node_flags_health_and_drain() -> None:
+    """A node as the cluster runner starts it: PROXY v2 from 127.0.0.1 only, /healthz 200
+    while serving, refused once SIGTERM started the drain, joined tunnels still relayed."""
+    proc = await spawn(
+        "--host", "127.0.0.1", "--routing-id", "0A0B0C", "--proxy-protocol",
+        "--trusted-proxies", "127.0.0.1/32", "--grace", "30",
+    )  # fmt: skip
+    url = await listening_url(proc)
+    port = int(url.rsplit(":", 1)[1])
+    local = build_header(None, None)
+    assert (await http_request(url, "/healthz", headers={}, prefix=local)).status == 200
+    forwarded = build_header(("198.51.100.9", 1234), ("127.0.0.1", port))
+    phone = await cable_connect(new_url(url, TUNNEL), sock=_sent(port, forwarded))
+    desktop = await cable_connect(connect_url(url, "0A0B0C", TUNNEL), sock=_sent(port, forwarded))
+    proc.send_signal(signal.SIGTERM)
+
+    async def health_refused() -> bool:
+        try:
+            await http_request(url, "/healthz", headers={}, prefix=local)
+        except OSError:
+            return True
+        return False
+
+    await wait_until(health_refused, what="/healthz refused while draining")
+    await desktop.send(b"draining")
+    assert await phone.recv() == b"draining"
+    assert proc.returncode is None
+    await desktop.close()
+    await phone.wait_closed()
+    assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+def _sent(port: int, prefix: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(prefix)
+    sock.setblocking(False)
+    return sock
