@@ -19,10 +19,12 @@ from tunnel_server.cluster.testing import (
     ClusterProcess,
     alive,
     free_port,
+    running,
     running_cluster,
     start_cluster,
     stop_cluster,
 )
+from tunnel_server.proxy_protocol import build_header
 from tunnel_server.testing import (
     cable_connect,
     closed_by_server,
@@ -56,6 +58,15 @@ async def refused_status(url: str) -> int:
     with pytest.raises(InvalidStatus) as info:
         await cable_connect(url)
     return info.value.response.status_code
+
+
+async def dropped_without_answer(url: str) -> bool:
+    """Whether a tunnel request to `url` is cut before any HTTP status (reset or EOF)."""
+    try:
+        reply = await http_request(url, f"/cable/new/{secrets.token_hex(16)}")
+    except ConnectionError:
+        return True
+    return reply.status == 0
 
 
 async def stop_and_check(cluster: ClusterProcess) -> None:
@@ -175,8 +186,8 @@ async def test_one_client_address_is_capped_across_all_nodes() -> None:
         assert {p.response.headers[ROUTING_ID_HEADER] for p in phones if p.response} == set(
             cluster.nodes
         )
-        with pytest.raises((ConnectionError, OSError)):
-            await cable_connect(new_url(cluster.url, secrets.token_hex(16)))
+        # the fifth connection is dropped before any HTTP answer
+        assert await dropped_without_answer(cluster.url)
         other = await cable_connect(
             new_url(cluster.url, secrets.token_hex(16)), local_addr=("127.0.0.2", 0)
         )
@@ -184,6 +195,45 @@ async def test_one_client_address_is_capped_across_all_nodes() -> None:
         for phone in phones:
             await phone.close()
         await stop_and_check(cluster)
+
+
+async def test_nodes_see_real_clients_and_drop_proxy_headers_from_others() -> None:
+    args = ("--nodes", "1", "--port", str(free_port()), "--", "--max-tunnels-per-ip", "2")
+    async with running_cluster(*args) as cluster:
+        phones = [await cable_connect(new_url(cluster.url, secrets.token_hex(16))) for _ in "12"]
+        # the node counts this client's tunnels (PROXY v2 from HAProxy), not HAProxy's ...
+        assert await refused_status(new_url(cluster.url, secrets.token_hex(16))) == 429
+        # ... so another client address still gets in through the same HAProxy
+        other = await cable_connect(
+            new_url(cluster.url, secrets.token_hex(16)), local_addr=("127.0.0.2", 0)
+        )
+        # a client that goes straight to a node claiming to be a proxy is dropped unanswered
+        node = next(iter(cluster.nodes.values()))
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", node.port, local_addr=("127.0.0.2", 0)
+        )
+        forged = build_header(("203.0.113.9", 4000), ("127.0.0.1", node.port))
+        writer.write(forged + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = await asyncio.wait_for(reader.read(), 5)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b""
+        writer.close()
+        for ws in (*phones, other):
+            await ws.close()
+        await stop_and_check(cluster)
+
+
+async def test_a_killed_supervisor_leaves_nothing_running() -> None:
+    cluster = await start_cluster("--nodes", "2", "--port", str(free_port()))
+    try:
+        os.kill(cluster.proc.pid, signal.SIGKILL)
+        await cluster.proc.wait()
+        await wait_until(lambda: running(cluster.pids) == [], timeout=10, what="no child left")
+    finally:
+        await stop_cluster(cluster, 5)
+        cluster.stderr.close()
 
 
 async def test_a_thousand_tunnels_over_three_nodes_pair_correctly() -> None:
@@ -196,6 +246,8 @@ async def test_a_thousand_tunnels_over_three_nodes_pair_correctly() -> None:
         "5000",
         "--",
         "--max-connections-per-ip",
+        "5000",
+        "--max-tunnels-per-ip",
         "5000",
     ) as cluster:
         count, width = 1000, 50

@@ -89,6 +89,22 @@ def alive(pids: Iterable[int]) -> list[int]:
     return found
 
 
+def running(pids: Iterable[int]) -> list[int]:
+    """The pids in `pids` still running: zombies (dead, waiting to be reaped) do not count.
+
+    For the case where the supervisor itself was killed: its children are then reaped by
+    whatever init the machine has, which in some containers never happens.
+    """
+    found = []
+    for pid in alive(pids):
+        with contextlib.suppress(FileNotFoundError):
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            if state not in ("Z", "X"):
+                found.append(pid)
+    return found
+
+
 async def start_cluster(*args: str, start_timeout: float = 30.0) -> ClusterProcess:
     """Start `python -m tunnel_server.cluster *args`; return once it printed `listening on`."""
     stderr = tempfile.TemporaryFile()  # noqa: SIM115  # lives as long as the cluster
