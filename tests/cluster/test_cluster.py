@@ -236,6 +236,18 @@ async def test_a_killed_supervisor_leaves_nothing_running() -> None:
         cluster.stderr.close()
 
 
+async def test_haproxy_dying_stops_the_cluster_with_its_reason() -> None:
+    cluster = await start_cluster("--nodes", "2", "--port", str(free_port()))
+    try:
+        os.kill(cluster.haproxy_pid, signal.SIGKILL)
+        assert await asyncio.wait_for(cluster.proc.wait(), 20) == 1
+        assert "error (haproxy_failed)" in cluster.stderr_tail()
+        assert alive(cluster.pids) == []
+    finally:
+        await stop_cluster(cluster, 5)
+        cluster.stderr.close()
+
+
 async def test_a_thousand_tunnels_over_three_nodes_pair_correctly() -> None:
     async with running_cluster(
         "--nodes",
