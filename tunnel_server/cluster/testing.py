@@ -15,6 +15,8 @@ from typing import IO
 
 from tunnel_server.testing import ServerStartError
 
+from . import processes
+
 _NODE = re.compile(r"node ([0-9A-F]{6}) port (\d+) pid (\d+)")
 _HAPROXY = re.compile(r"haproxy port (\d+) pid (\d+)")
 _LISTENING = re.compile(r"listening on (wss?://\S+)")
@@ -131,19 +133,7 @@ async def start_cluster(*args: str, start_timeout: float = 30.0) -> ClusterProce
 
 async def stop_cluster(cluster: ClusterProcess, timeout: float) -> int:
     """SIGTERM the cluster and wait for it (SIGKILL after `timeout`); return its exit code."""
-    proc = cluster.proc
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            async with asyncio.timeout(timeout):
-                await proc.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode
+    return await processes.stop(cluster.proc, timeout)
 
 
 @contextlib.asynccontextmanager
