@@ -7,13 +7,16 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hybrid.protocol.constants import ROUTING_ID_HEADER
+from tests.tunnel_server.test_ops import _self_signed
 from tunnel_server.cluster.__main__ import main
 from tunnel_server.cluster.testing import (
     ClusterProcess,
@@ -92,6 +95,22 @@ async def test_routes_by_routing_id_and_spreads_new_tunnels() -> None:
         for phone, desktop, _ in pairs:
             await desktop.close()
             assert (await closed_by_server(phone))[0] == 1000
+        await stop_and_check(cluster)
+
+
+async def test_tls_ends_at_haproxy(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    port = str(free_port())
+    args = ("--nodes", "2", "--port", port, "--tls-cert", str(cert), "--tls-key", str(key))
+    async with running_cluster(*args) as cluster:
+        assert cluster.url == f"wss://127.0.0.1:{port}"
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        phone, desktop, rid = await open_pair(cluster.url, ssl=context)
+        assert rid in cluster.nodes
+        await relays(phone, desktop, b"over TLS")
+        await desktop.close()
+        assert (await closed_by_server(phone))[0] == 1000
         await stop_and_check(cluster)
 
 

@@ -64,7 +64,7 @@ def test_proxy_protocol_only_when_nodes_accept_it() -> None:
 def test_per_client_cap_and_tls_bind() -> None:
     front = Front(map_path="m", host="::", port=443, tls_pem="/etc/c.pem", max_connections_per_ip=7)
     config = lines(render(NODES, front).config)
-    assert "bind [::]:443 ssl crt /etc/c.pem alpn http/1.1" in config
+    assert "bind [::]:443 v4v6 ssl crt /etc/c.pem alpn http/1.1" in config
     assert "tcp-request connection track-sc0 src" in config
     assert "tcp-request connection reject if { sc0_conn_cur gt 7 }" in config
 

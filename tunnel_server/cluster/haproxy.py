@@ -15,6 +15,7 @@ tests all call it). How it routes:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import string
@@ -126,13 +127,11 @@ def _seconds(value: float) -> str:
 
 def _bind(front: Front) -> str:
     host = front.host
-    with_brackets = host
-    try:
+    line = f"    bind {host}:{front.port}"
+    with contextlib.suppress(ValueError):
         if ipaddress.ip_address(host).version == 6:
-            with_brackets = f"[{host}]"
-    except ValueError:
-        pass
-    line = f"    bind {with_brackets}:{front.port}"
+            # the IPv6 wildcard also takes IPv4 clients, whatever the system's default
+            line = f"    bind [{host}]:{front.port}" + (" v4v6" if host == "::" else "")
     if front.tls_pem is not None:
         line += f" ssl crt {front.tls_pem} alpn http/1.1"
     return line
