@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hybrid.protocol.constants import ROUTING_ID_HEADER
+from tests.cluster.tunnels import Pair, open_pair, relays
 from tests.tunnel_server.test_ops import _self_signed
 from tunnel_server.cluster.__main__ import main
 from tunnel_server.cluster.testing import (
@@ -36,25 +36,6 @@ from tunnel_server.testing import (
     new_url,
     wait_until,
 )
-
-Pair = tuple[ClientConnection, ClientConnection, str]
-
-
-async def open_pair(url: str, tunnel: str | None = None, **kwargs: object) -> Pair:
-    """A phone and a desktop joined through the cluster; returns them and the node's RID."""
-    tunnel = tunnel or secrets.token_hex(16)
-    phone = await cable_connect(new_url(url, tunnel), **kwargs)
-    assert phone.response is not None
-    routing_id = phone.response.headers[ROUTING_ID_HEADER]
-    desktop = await cable_connect(connect_url(url, routing_id, tunnel), **kwargs)
-    return phone, desktop, routing_id
-
-
-async def relays(phone: ClientConnection, desktop: ClientConnection, token: bytes) -> None:
-    await desktop.send(token)
-    assert await phone.recv() == token
-    await phone.send(token[::-1])
-    assert await desktop.recv() == token[::-1]
 
 
 async def refused_status(url: str) -> int:

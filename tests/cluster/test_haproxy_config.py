@@ -48,7 +48,10 @@ def test_new_tunnels_leastconn_over_health_checked_nodes() -> None:
 def test_tunnel_timeout_outlasts_ttl_and_stop_outlasts_grace() -> None:
     config = lines(render(NODES, Front(map_path="m", ttl=300.5, grace=40)).config)
     assert "timeout tunnel 331s" in config
-    assert "hard-stop-after 55s" in config
+    # a reload must not cut the old worker's tunnels short of their TTL
+    assert "hard-stop-after 331s" in config
+    config = lines(render(NODES, Front(map_path="m", ttl=10, grace=60)).config)
+    assert "hard-stop-after 90s" in config
 
 
 def test_proxy_protocol_only_when_nodes_accept_it() -> None:

@@ -141,8 +141,9 @@ def _global(front: Front) -> list[str]:
     lines = [
         "global",
         f"    maxconn {front.max_connections}",
-        # A drain must end even if a client keeps a connection open past the nodes' grace.
-        f"    hard-stop-after {_seconds(front.grace + 15)}",
+        "    # after a reload the old worker keeps its live tunnels (at most a TTL); on stop the",
+        "    # nodes end them within their grace; this only bounds a stop or reload gone wrong",
+        f"    hard-stop-after {_seconds(max(front.ttl, front.grace) + 30)}",
     ]
     if front.stats_socket is not None:
         lines.append(f"    stats socket {front.stats_socket} mode 600 level admin")
