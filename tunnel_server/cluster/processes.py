@@ -58,13 +58,22 @@ async def read_port(proc: asyncio.subprocess.Process, what: str, timeout: float)
         async with asyncio.timeout(timeout):
             line = await proc.stdout.readline()
     match = _LISTENING.match(line.strip())
-    if match is None:
-        raise ClusterError(
-            ClusterReason.NODE_FAILED,
-            f"{what} did not start within {timeout:g} s (exit code {proc.returncode}): fix the "
-            "cause in its messages above (a node flag after --, or its port being taken).",
-        )
-    return int(match[1])
+    if match is not None:
+        return int(match[1])
+    if line == b"":  # it closed stdout: it is exiting
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2):
+                await proc.wait()
+    outcome = (
+        f"did not start within {timeout:g} s"
+        if proc.returncode is None
+        else f"exited at start with code {proc.returncode}"
+    )
+    raise ClusterError(
+        ClusterReason.NODE_FAILED,
+        f"{what} {outcome}: fix the cause in its messages above (a node flag after --, or "
+        "its port being taken).",
+    )
 
 
 def send(proc: asyncio.subprocess.Process, sig: int) -> None:

@@ -128,7 +128,14 @@ class Cluster:
         settings = self.settings
         haproxy = find_haproxy(settings.haproxy)
         check_port_free(settings.host, settings.port)
-        await asyncio.gather(*(self._start_node(slot) for slot in self.slots))
+        starting = [asyncio.ensure_future(self._start_node(slot)) for slot in self.slots]
+        try:
+            await asyncio.gather(*starting)
+        except BaseException:  # one node failed: the others stop starting (stop() ends them)
+            for task in starting:
+                task.cancel()
+            await asyncio.gather(*starting, return_exceptions=True)
+            raise
         for slot in self.slots:
             self._announce_node(slot)
         await self._start_haproxy(haproxy)
