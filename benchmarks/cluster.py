@@ -14,7 +14,7 @@ Phases per round: (1) relay: fresh tunnels, each bursting 64 messages of 256 byt
 "cores busy" is server-side CPU-seconds per wall second; the per-process split also shows
 the clients, which share the same cores.
 
-Run: `python benchmarks/cluster.py` (about a minute) or `--rounds 2` for a quick look.
+Run: `python benchmarks/cluster.py` (about a minute and a half) or `--rounds 2` for a quick look.
 """
 
 from __future__ import annotations

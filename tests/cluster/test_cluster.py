@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import signal
@@ -17,7 +18,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from hybrid.protocol.constants import ROUTING_ID_HEADER
 from tests.cluster.tunnels import Pair, open_pair, relays
 from tests.tunnel_server.test_ops import _self_signed
-from tunnel_server.cluster.__main__ import main
+from tunnel_server.cluster.__main__ import main, proxy_protocol_supported
+from tunnel_server.cluster.supervisor import Cluster, ClusterSettings
 from tunnel_server.cluster.testing import (
     ClusterProcess,
     alive,
@@ -331,3 +333,29 @@ def test_bad_flags_exit_2_before_anything_starts(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(("error (bad_node_flags)", "error (bad_node_list)"))
+
+
+async def test_node_flags_with_and_without_proxy_protocol() -> None:
+    """PROXY v2 when the nodes accept it; otherwise HAProxy alone caps each client."""
+    base = ClusterSettings(routing_ids=("0A0B0C",), port=8443, node_args=("--grace", "3"))
+    assert proxy_protocol_supported()  # this tunnel_server has --proxy-protocol
+    for proxy, expected in (
+        (True, ["--proxy-protocol", "--trusted-proxies", "127.0.0.1/32"]),
+        (False, ["--max-connections-per-ip", "1000000"]),
+    ):
+        cluster = Cluster(dataclasses.replace(base, proxy_protocol=proxy), lambda line: None)
+        argv = cluster.node_argv(cluster.slots[0])
+        await cluster.stop()
+        assert argv[1:] == [
+            "-m",
+            "tunnel_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--routing-id",
+            "0A0B0C",
+            *expected,
+            "--grace",
+            "3",
+        ]

@@ -145,7 +145,8 @@ class Cluster:
         assert self.haproxy is not None
         self.announce(f"haproxy port {settings.port} pid {self.haproxy.pid}")
 
-    def _node_argv(self, slot: NodeSlot) -> list[str]:
+    def node_argv(self, slot: NodeSlot) -> list[str]:
+        """The command line of the node in `slot` (its port once known, so restarts keep it)."""
         argv = [sys.executable, "-m", "tunnel_server", "--host", NODE_HOST]
         argv += ["--port", str(slot.port), "--routing-id", slot.routing_id]
         if self.settings.proxy_protocol:
@@ -156,7 +157,7 @@ class Cluster:
         return argv + list(self.settings.node_args)
 
     async def _start_node(self, slot: NodeSlot) -> None:
-        slot.proc = await processes.spawn(self._node_argv(slot))
+        slot.proc = await processes.spawn(self.node_argv(slot))
         what = f"node {slot.routing_id}"
         slot.port = await processes.read_port(slot.proc, what, self.settings.start_timeout)
 
