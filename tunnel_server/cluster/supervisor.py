@@ -31,6 +31,8 @@ from .runtime import node_states
 HAPROXY_PLACES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
 #: Restart back-off for a node that keeps dying: first delay, ceiling (seconds).
 RESTART_DELAY = (0.2, 5.0)
+#: A node that ran this long (seconds) before dying is restarted after the shortest delay.
+STABLE_AFTER = 10.0
 NODE_HOST = "127.0.0.1"
 
 
@@ -245,16 +247,24 @@ class Cluster:
     # -- keep running ----------------------------------------------------------------------
 
     async def _watch(self, slot: NodeSlot) -> None:
-        """Restart the node in `slot` whenever it exits, until the cluster stops."""
+        """Restart the node in `slot` whenever it exits, until the cluster stops.
+
+        The delay before a restart doubles while the node keeps dying young, and starts
+        over once it has run for `STABLE_AFTER` seconds.
+        """
+        loop = asyncio.get_running_loop()
         delay = RESTART_DELAY[0]
         while True:
             assert slot.proc is not None
+            started = loop.time()
             code = await slot.proc.wait()
             if self._stopping:
                 return
+            if loop.time() - started >= STABLE_AFTER:
+                delay = RESTART_DELAY[0]
             print(
                 f"cluster: node {slot.routing_id} (pid {slot.proc.pid}) exited with code "
-                f"{code}; restarting it with the same routing ID and port",
+                f"{code}; restarting it with the same routing ID and port in {delay:g} s",
                 file=sys.stderr,
                 flush=True,
             )
@@ -264,9 +274,9 @@ class Cluster:
                 await self._start_node(slot)
             except ClusterError as exc:
                 print(f"cluster: {exc}", file=sys.stderr, flush=True)
+                await processes.stop(slot.proc, 2.0)  # one that hung at start
                 continue
             slot.restarts += 1
-            delay = RESTART_DELAY[0]
             self._announce_node(slot)
 
     async def supervise(self, stop: asyncio.Event) -> None:
