@@ -117,6 +117,11 @@ class ServerConfig:
                 raise ServerConfigError(
                     f"{flag}: {exc}; give comma-separated CIDRs such as 127.0.0.0/8,::1/128."
                 ) from None
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise ServerConfigError(
+                "--proxy-protocol with an empty --trusted-proxies would drop every connection: "
+                "give the proxy's address, e.g. --trusted-proxies 127.0.0.1/32."
+            )
         if self.proxy_protocol and self.tls_cert is not None:
             raise ServerConfigError(
                 "--proxy-protocol cannot be combined with --tls-cert: terminate TLS at the proxy "

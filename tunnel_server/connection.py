@@ -58,6 +58,9 @@ class CableConnection(ServerConnection):
         hub = self.hub
         if not hub.accept(self):
             return
+        if not hub.config.proxy_protocol and self.tls is None:
+            self._upgrade(transport, b"")  # the common case: nothing to wait for
+            return
         self._deadline = self.loop.call_later(
             hub.config.handshake_timeout, hub.drop, self, "incomplete_handshake"
         )
@@ -124,6 +127,7 @@ class CableConnection(ServerConnection):
                 context,
                 server_side=True,
                 ssl_handshake_timeout=self.hub.config.handshake_timeout,
+                ssl_shutdown_timeout=self.hub.config.close_timeout,
             )
         except Exception:  # whatever broke the TLS handshake, the client is dropped
             tls = None

@@ -220,6 +220,11 @@ async def _stop(proc: asyncio.subprocess.Process, timeout: float) -> None:
             await proc.wait()
 
 
+def has_metric(server: TunnelServer, line: str) -> bool:
+    """Whether `server`'s /metrics text has `line`, e.g. 'cable_rejections_total{…} 1.0'."""
+    return line in server.hub.metrics.render().decode()
+
+
 async def wait_until_idle(server: TunnelServer, timeout: float = 5.0) -> None:
     """Wait until `server` holds nothing: no tunnel, connection, per-address count or task.
 

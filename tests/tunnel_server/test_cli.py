@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from hybrid.errors import TunnelError
-from tunnel_server.__main__ import main
+from tunnel_server.__main__ import build_parser, config_from_args, main
 from tunnel_server.proxy_protocol import build_header
 from tunnel_server.testing import (
     ServerStartError,
@@ -77,6 +77,16 @@ def test_bad_flags_exit_2_with_advice(
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.out == ""
+
+
+def test_cidr_lists_are_split_on_commas() -> None:
+    args = build_parser().parse_args(
+        ["--metrics-allow", "10.0.0.0/8, ::1", "--trusted-proxies", "192.0.2.1/32"]
+    )
+    config = config_from_args(args)
+    assert config.metrics_allow == ("10.0.0.0/8", "::1")
+    assert config.trusted_proxies == ("192.0.2.1/32",)
+    assert not config.proxy_protocol
 
 
 async def spawn(*args: str) -> asyncio.subprocess.Process:

@@ -21,6 +21,7 @@ from tunnel_server.testing import (
     cable_connect,
     closed_by_server,
     connect_url,
+    has_metric,
     http_request,
     new_url,
     wait_until,
@@ -31,10 +32,6 @@ from .test_ops import _self_signed
 
 Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "C0FFEE00C0FFEE00C0FFEE00C0FFEE00"
-
-
-def metric(server: TunnelServer, line: str) -> bool:
-    return line in server.hub.metrics.render().decode()
 
 
 async def test_per_ip_limit_counts_idle_connections_before_tls(
@@ -48,7 +45,7 @@ async def test_per_ip_limit_counts_idle_connections_before_tls(
     await wait_until(lambda: server.hub.per_ip == {"127.0.0.1": 2}, what="2 idle counted")
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     assert await asyncio.wait_for(reader.read(), 2) == b""  # dropped without a ClientHello
-    assert metric(server, 'cable_rejections_total{reason="per_ip_limit"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="per_ip_limit"} 1.0')
     writer.close()
     for _, idle_writer in idle:
         idle_writer.close()
@@ -76,7 +73,7 @@ async def test_an_idle_tls_connection_is_dropped_after_the_handshake_timeout(
     assert await asyncio.wait_for(reader.read(), 3) == b""
     writer.close()
     await wait_until_idle(server)
-    assert metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
 async def test_global_connection_cap(make_server: Factory) -> None:
@@ -90,7 +87,7 @@ async def test_global_connection_cap(make_server: Factory) -> None:
     )
     assert await asyncio.wait_for(reader.read(), 2) == b""  # a fresh address, still dropped
     writer.close()
-    assert metric(server, 'cable_rejections_total{reason="max_connections"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="max_connections"} 1.0')
     await other.send(b"the first two are unaffected")
     assert await phone.recv() == b"the first two are unaffected"
     await other.close()
@@ -151,7 +148,7 @@ async def test_ipv6_loopback_is_limited(make_server: Factory) -> None:
     assert server.hub.per_ip == {"::/64": 1}
     reply = await http_request(server.url, "/healthz", headers={}, timeout=2)
     assert reply.status == 0
-    assert metric(server, 'cable_rejections_total{reason="per_ip_limit"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="per_ip_limit"} 1.0')
     await phone.close()
     await wait_until_idle(server)
 
@@ -168,7 +165,7 @@ async def test_one_address_cannot_fill_the_tunnel_table(make_server: Factory) ->
     with pytest.raises(InvalidStatus) as info:
         await cable_connect(new_url(server.url, f"{7:032X}"))
     assert info.value.response.status_code == 429
-    assert metric(server, 'cable_rejections_total{reason="tunnels_per_ip"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="tunnels_per_ip"} 1.0')
     other = await cable_connect(new_url(server.url, f"{8:032X}"), local_addr=("127.0.0.2", 0))
     assert server.hub.tunnels_per_ip == {"127.0.0.1": 2, "127.0.0.2": 1}
     desktop = await cable_connect(connect_url(server.url, server.routing_id, f"{0:032X}"))
@@ -209,7 +206,7 @@ async def test_metrics_only_for_allowed_networks(make_server: Factory) -> None:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 200 ")
     writer.close()
-    assert metric(server, 'cable_rejections_total{reason="metrics_not_allowed"} 1.0')
+    assert has_metric(server, 'cable_rejections_total{reason="metrics_not_allowed"} 1.0')
 
 
 def test_metrics_allow_defaults_to_loopback_and_checks_cidrs() -> None:
@@ -219,5 +216,8 @@ def test_metrics_allow_defaults_to_loopback_and_checks_cidrs() -> None:
         ServerConfig(metrics_allow=("10.0.0.0/8", "bogus"))
     with pytest.raises(ServerConfigError, match="--trusted-proxies"):
         ServerConfig(trusted_proxies=("300.1.1.1",))
+    with pytest.raises(ServerConfigError, match=r"--trusted-proxies 127\.0\.0\.1/32"):
+        ServerConfig(proxy_protocol=True, trusted_proxies=())
+    assert ServerConfig(metrics_allow=()).metrics_networks == ()  # /metrics off for everyone
     with pytest.raises(ServerConfigError, match="terminate TLS at the proxy"):
         ServerConfig(proxy_protocol=True, tls_cert="c.pem", tls_key="k.pem")
