@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu programs the tests drive for real: zbarimg (QR decoding) and dbus-daemon
-# (Bluetooth-unavailable cases). Uses sudo when not run as root; does nothing if present.
+# Debian/Ubuntu programs the tests drive for real: zbarimg (QR decoding), dbus-daemon
+# (Bluetooth-unavailable cases) and haproxy (the tunnel-server cluster, tests/cluster).
+# Uses sudo when not run as root; does nothing if present.
 set -euo pipefail
 need=()
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
+# haproxy lives in /usr/sbin, which an unprivileged user's PATH often lacks
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
