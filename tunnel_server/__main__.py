@@ -20,10 +20,9 @@ from .config import (
     ServerConfig,
     ServerConfigError,
 )
+from .exit_codes import EXIT_USAGE
 from .logs import configure_logging
 from .server import TunnelServer
-
-EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,10 +15,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from hybrid.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from tunnel_server.__main__ import build_parser as node_parser
 from tunnel_server.__main__ import config_from_args
 from tunnel_server.config import ServerConfigError, is_loopback
+from tunnel_server.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 from .errors import ClusterError, ClusterReason
 from .haproxy import normal_routing_id

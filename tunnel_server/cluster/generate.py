@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hybrid.exit_codes import EXIT_OK, EXIT_USAGE
+from tunnel_server.exit_codes import EXIT_OK, EXIT_USAGE
 
 from .errors import ClusterError, ClusterReason
 from .haproxy import Front, HaproxyFiles, Node, normal_routing_id, render
