@@ -74,7 +74,7 @@ async def test_adding_a_node_by_reload_keeps_live_tunnels(tmp_path: Path) -> Non
             install(tmp_path, [first, second], front)
             haproxy.send_signal(signal.SIGUSR2)
             both = {first.name, second.name}
-            await wait_until(lambda: sees(both), timeout=10, what="both nodes healthy")
+            await wait_until(lambda: sees(both), timeout=20, what="both nodes healthy")
 
             await relays(phone, desktop, b"after the reload")  # the old worker still relays
             # the new worker knows nothing of the old worker's connections: with leastconn,
