@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fido2.server import Fido2Server
@@ -78,6 +81,26 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Fido2Server verified the sign-in signature" in result.stdout
 
 
+async def run_on_radio(
+    args: argparse.Namespace, options: Any, radio: VirtualRadio, scan: Callable[[str], None]
+) -> tuple[int, str, str]:
+    """The CLI's ceremony scanning the virtual radio; `scan(url)` plays the phone's camera.
+
+    Returns the exit code, stdout and stderr.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    code = await run(
+        args,
+        dict(options["publicKey"]),
+        out,
+        err,
+        after_qr=scan,
+        scanner_backend=BumbleScannerBackend,
+        scanner_kwargs={"radio": radio},
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
 async def test_register_and_sign_in_scanning_the_png(
     tmp_path: Path, local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
 ) -> None:
@@ -105,20 +128,11 @@ async def test_register_and_sign_in_scanning_the_png(
             if flags
             else rp.authenticate_begin()
         )
-        out, err = io.StringIO(), io.StringIO()
-        code = await run(
-            args,
-            dict(options["publicKey"]),
-            out,
-            err,
-            after_qr=scan,
-            scanner_backend=BumbleScannerBackend,
-            scanner_kwargs={"radio": radio},
-        )
+        code, out, err = await run_on_radio(args, options, radio, scan)
         assert code == EXIT_OK
         await tasks[-1]
-        results.append((state, json.loads(out.getvalue())))
-        assert "█" in err.getvalue() or "▀" in err.getvalue()
+        results.append((state, json.loads(out)))
+        assert "█" in err or "▀" in err
     auth_data = rp.register_complete(*results[0])
     assert auth_data.credential_data is not None
     rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])
@@ -156,23 +170,14 @@ async def test_a_phone_named_to_clear_the_screen_cannot(
     options, state = rp.register_begin(
         {"id": b"alice", "name": "alice", "displayName": "alice"},  # type: ignore[arg-type]
     )
-    out, err = io.StringIO(), io.StringIO()
-    code = await run(
-        args,
-        dict(options["publicKey"]),
-        out,
-        err,
-        after_qr=scan,
-        scanner_backend=BumbleScannerBackend,
-        scanner_kwargs={"radio": radio},
-    )
+    code, out, err = await run_on_radio(args, options, radio, scan)
     await tasks[-1]
     assert code == EXIT_OK
-    rp.register_complete(state, json.loads(out.getvalue()))
+    rp.register_complete(state, json.loads(out))
     linked = [s.message for s in statuses if s.stage is Stage.LINKED]
     assert linked == ["Linked with ?[2J?[HPixel??9"]
-    assert "• Linked with ?[2J?[HPixel??9\n" in err.getvalue()
-    assert not any(c in err.getvalue() for c in "\x1b\u202e\x9b")
+    assert "• Linked with ?[2J?[HPixel??9\n" in err
+    assert not any(c in err for c in "\x1b\u202e\x9b")
 
 
 async def test_plain_ws_to_another_host_is_a_warning_status(

@@ -44,7 +44,7 @@ from hybrid.cli.common import (
     EXIT_USAGE,
     PrintableFormatter,
 )
-from hybrid.cli.phone import EXIT_STORE, default_store_path, main, open_store, run
+from hybrid.cli.phone import EXIT_STORE, default_store_path, main, open_store, run, url_from_stdin
 from hybrid.cli.prompt import TerminalApprover, prompt_text, read_line
 from hybrid.ctap import CtapCommand, CtapStatus, MakeCredentialKey
 from hybrid.desktop import HybridClient
@@ -518,3 +518,17 @@ def test_cli_log_lines_are_printable() -> None:
     assert line.startswith("WARNING hybrid: got ?31m\nTraceback")
     assert "ValueError: peer said ?[2J?" in line
     assert not any(c in line for c in "\x1b\u202e\x9b")
+
+
+async def test_a_terminal_is_asked_for_the_qr_text_and_a_pipe_is_not() -> None:
+    url = qr_url()
+    for opener in (os.openpty, os.pipe):
+        reader_fd, writer_fd = opener()
+        err = io.StringIO()
+        with os.fdopen(reader_fd) as stdin:
+            os.write(writer_fd, f"  {url}\ny\n".encode())
+            assert await url_from_stdin(stdin, err) == url
+            assert (await read_line(stdin)).strip() == "y"  # left for the approval prompt
+        os.close(writer_fd)
+        asked = err.getvalue()
+        assert (asked.endswith(": ") and url not in asked) if opener is os.openpty else asked == ""
