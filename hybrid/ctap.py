@@ -24,6 +24,7 @@ from hybrid.errors import (
     UnsupportedAlgorithm,
 )
 from hybrid.protocol.cbor import cbor_decode
+from hybrid.text import MAX_SITE_SHOWN, shown
 
 #: CTAP2 status codes (CTAP 2.1 §8.2), fido2's enum under a name that says what it is.
 CtapStatus = CtapError.ERR
@@ -132,7 +133,7 @@ def error_for_status(status: int, rp_id: str | None = None) -> CtapStatusError:
 
     `rp_id` names the site in the message so the user knows which passkey is meant.
     """
-    site = rp_id or "this site"
+    site = shown(rp_id, "this site", limit=MAX_SITE_SHOWN)
     if status == CtapStatus.NO_CREDENTIALS:
         return NoCredentials(
             status,

@@ -28,6 +28,7 @@ from hybrid.protocol.constants import (
     ROUTING_ID_HEADER,
     ROUTING_ID_SIZE,
 )
+from hybrid.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,16 @@ _SUBPROTOCOL: Final = Subprotocol(CABLE_WEBSOCKET_PROTOCOL)
 
 
 class TunnelClosed(TunnelError):
-    """The other side or the tunnel server closed the tunnel; `code` is the close code."""
+    """The other side or the tunnel server closed the tunnel.
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    `code` is the close code, `reason` the close reason with control characters replaced
+    (the other side chose it).
+    """
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.reason = reason
 
 
 def _is_loopback(url: str) -> bool:
@@ -53,6 +59,30 @@ def _is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def plaintext_warning(url: str | None) -> str | None:
+    """What to tell the user about a `ws://` tunnel URL to another machine, else None.
+
+    The tunnel's contents stay end-to-end encrypted, but without TLS anyone on the path sees
+    the routing and tunnel IDs and can cut or hijack the connection.
+    """
+    if url is None or urlsplit(url).scheme.lower() != "ws" or _is_loopback(url):
+        return None
+    host = urlsplit(url).hostname or "?"  # not netloc: it may hold a password
+    return (
+        f"The tunnel server {printable(host)} is reached over plain ws://, "
+        "without TLS: the sign-in stays encrypted end to end, but anyone on the network can "
+        "see and cut the connection. Use a wss:// tunnel URL unless this network is trusted."
+    )
+
+
+def warn_if_plaintext(url: str | None) -> str | None:
+    """Log `plaintext_warning(url)` if there is one, and return it for the user's UI."""
+    warning = plaintext_warning(url)
+    if warning is not None:
+        log.warning("%s", warning)
+    return warning
 
 
 def _refusal_message(status: int, side: str) -> str:
@@ -99,11 +129,12 @@ class Tunnel:
             status = exc.response.status_code
             raise TunnelError(_refusal_message(status, side), http_status=status) from exc
         except InvalidURI as exc:
-            raise TunnelError(f"The tunnel server URL is invalid: {exc}") from exc
+            raise TunnelError(f"The tunnel server URL is invalid: {printable(str(exc))}") from exc
         except (InvalidHandshake, OSError, TimeoutError) as exc:
             raise TunnelError(
                 "Could not reach the tunnel server: check this computer's internet connection "
-                f"(or the --tunnel-url you gave) and try again. ({type(exc).__name__}: {exc})"
+                f"(or the --tunnel-url you gave) and try again. "
+                f"({type(exc).__name__}: {printable(str(exc))})"  # may quote the server's headers
             ) from exc
         if connection.subprotocol != _SUBPROTOCOL:
             await connection.close()
@@ -175,8 +206,9 @@ class Tunnel:
             return TunnelClosed("the peer sent a message larger than 1 MiB", 1009)
         close = exc.rcvd or exc.sent
         code = close.code if close else None
-        reason = f" ({close.reason})" if close and close.reason else ""
-        return TunnelClosed(f"the tunnel closed (code {code}){reason}", code)
+        reason = printable(close.reason) if close else ""  # the other side chose it
+        said = f" ({reason})" if reason else ""
+        return TunnelClosed(f"the tunnel closed (code {code}){said}", code, reason)
 
     async def close(self, code: int = 1000) -> None:
         """Close the WebSocket gracefully (bounded by CLOSE_TIMEOUT); safe to call again."""

@@ -20,6 +20,7 @@ from hybrid.ctap import (
     MakeCredentialResponseKey,
     command_name,
     decode_cbor_map,
+    error_for_status,
 )
 from tests.conftest import PHONE_GET_INFO, PHONE_INFO
 
@@ -161,3 +162,14 @@ def test_response_keys_match_fido2s_parsers() -> None:
 )
 def test_command_names(command: int, name: str) -> None:
     assert command_name(command) == name
+
+
+@pytest.mark.parametrize(
+    "status",
+    [CtapStatus.NO_CREDENTIALS, CtapStatus.CREDENTIAL_EXCLUDED, CtapStatus.UNSUPPORTED_ALGORITHM],
+)
+def test_errors_naming_the_site_make_its_name_printable(status: CtapStatus) -> None:
+    error = error_for_status(status, rp_id="\x1b[2Jexample.com\u202e")
+    assert error.rp_id == "\x1b[2Jexample.com\u202e"  # the data is kept as it came
+    assert "?[2Jexample.com?" in str(error)
+    assert "\x1b" not in str(error) and "\u202e" not in str(error)

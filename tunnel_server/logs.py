@@ -47,8 +47,13 @@ class RateLimitedLog:
 
 
 def _value(value: object) -> str:
+    """`value` as a logfmt value: quoted and escaped (`\\u001b`) unless plainly printable.
+
+    Same rule as `hybrid.text.printable`, but escaped rather than replaced, so a log reader
+    sees exactly what a client sent while no ESC, bidi override or line break reaches the log.
+    """
     text = f"{value:.3f}" if isinstance(value, float) else str(value)
-    if not text or any(c in text for c in ' "=\\\n'):
+    if not text or not text.isprintable() or any(c in text for c in ' "=\\'):
         return json.dumps(text, ensure_ascii=True)
     return text
 

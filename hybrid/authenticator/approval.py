@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
 from hybrid.callbacks import call_maybe_async
+from hybrid.text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ async def ask_user(approve: Approver, request: ApprovalRequest) -> bool:
             "approval callback raised %s for a %s request on %s; treating it as declined",
             type(exc).__name__,
             request.kind,
-            request.rp_id,
+            printable(request.rp_id),  # the desktop chose it
         )
         return False
     return answer is True

@@ -44,6 +44,7 @@ from hybrid.authenticator.store import CredentialStore
 from hybrid.authenticator.stored_credential import StoredCredential
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
+from hybrid.text import printable
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class Passkeys:
         auth_data = AuthenticatorData.create(
             sha256(request.rp_id.encode()), flags, credential.sign_count, attested, signed
         )
-        logger.info("created a passkey for %s", request.rp_id)
+        logger.info("created a passkey for %s", printable(request.rp_id))
         response: dict[int, Any] = {1: "none", 2: auth_data, 3: {}}
         if registration.unsigned_outputs:
             response[6] = registration.unsigned_outputs
@@ -233,5 +234,5 @@ class Passkeys:
         unsigned = outputs.unsigned_outputs(stored=written)
         if unsigned:
             response[8] = unsigned
-        logger.info("signed an assertion for %s", request.rp_id)
+        logger.info("signed an assertion for %s", printable(request.rp_id))
         return response

@@ -25,7 +25,7 @@ from hybrid.protocol.conversation import CtapRequest, PeerShutdown
 from hybrid.protocol.domains import base_url
 from hybrid.protocol.phone import PhoneConversation
 from hybrid.transport import COMPUTER, ConversationTransport, peer_failures, time_limit
-from hybrid.tunnel import Tunnel
+from hybrid.tunnel import Tunnel, warn_if_plaintext
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ async def answer_qr(
         qr = QRCode.from_url(qr_url)
         base = normalize_base_url(tunnel_url) if tunnel_url else base_url(tunnel_domain(domain_id))
         status = on_status or (lambda _message: None)
+        if (warning := warn_if_plaintext(base)) is not None:
+            status(warning)
         async with time_limit(timeout, "computer", _TIMEOUT_ADVICE):
             return await _session(
                 qr, authenticator, once, base, name if link else None, domain_id, status

@@ -13,6 +13,7 @@ from collections.abc import Coroutine
 from typing import Any, Final, TextIO
 
 from hybrid.errors import AdvertiserError, BluetoothUnavailable, CeremonyTimeout, HybridError
+from hybrid.text import printable, printable_lines
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
@@ -57,25 +58,35 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines for a terminal: what the other side sent (in a message or an exception's
+    text) cannot carry an ESC sequence or a bidi override onto the screen."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable_lines(super().format(record))
+
+
 def configure_logging(verbose: bool) -> None:
     """Warnings only, or with -v this project's debug log (dependencies stay at INFO: their
     debug logs would dump frame bytes)."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
     if verbose:
         logging.getLogger("hybrid").setLevel(logging.DEBUG)
 
 
 def report(error: BaseException, verbose: bool, err: TextIO | None = None) -> None:
-    """`error: …` on stderr: the project's message, or a request to rerun with -v."""
+    """`error: …` on stderr: the project's message, or a request to rerun with -v.
+
+    Both pass through `printable`: a chained exception may quote the other side's words
+    (a WebSocket close reason, an HTTP header).
+    """
     stream = err or sys.stderr
     if verbose:
-        traceback.print_exception(error, file=stream)
+        stream.write(printable_lines("".join(traceback.format_exception(error))))
     if isinstance(error, HybridError):
-        message = str(error)
+        message = printable(str(error))
     else:
         message = f"unexpected {type(error).__name__}: run again with -v and report the traceback."
     print(f"error: {message}", file=stream, flush=True)

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TextIO
 
 from hybrid.authenticator.ctap import SoftwareAuthenticator
 from hybrid.authenticator.phone import DEFAULT_TIMEOUT, PhoneSessionResult, answer_qr
@@ -32,7 +32,7 @@ from hybrid.cli.common import (
     report,
     run_main,
 )
-from hybrid.cli.prompt import TerminalApprover
+from hybrid.cli.prompt import TerminalApprover, read_line
 from hybrid.ctap import status_name
 from hybrid.errors import (
     AdvertiserError,
@@ -52,8 +52,20 @@ log = logging.getLogger(__name__)
 EXIT_STORE: Final = 5
 
 MEMORY_STORE: Final = ":memory:"
+#: The URL argument that reads the QR code text from stdin, out of `ps` and shell history.
+FROM_STDIN: Final = "-"
 
 EPILOG: Final = """\
+the QR code text holds this sign-in's secret: pass "-" and paste it (or pipe it) on stdin,
+so that it stays out of `ps`, /proc/PID/cmdline and the shell history. Piped, the first
+line is the FIDO:/ text and the next line answers the y/N prompt:
+  printf '%s\\ny\\n' "$QR" | python -m hybrid.authenticator - --store :memory:
+
+approval is presence only: the y/N prompt and --yes show that someone at this terminal
+agreed; neither verifies who it is (no PIN, no biometric), so this authenticator never
+offers or claims user verification: a request that demands it (uv) is answered with
+UNSUPPORTED_OPTION before any prompt, and every answer has the UV flag clear.
+
 output:
   progress and errors go to stderr; on success stdout gets one line:
     answered COMMAND for RP_ID: STATUS
@@ -97,7 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("url", nargs="?", metavar="FIDO:/...", help="the QR code's text")
+    source.add_argument(
+        "url",
+        nargs="?",
+        metavar="FIDO:/...|-",
+        help=f"the QR code's text, or '{FROM_STDIN}' to read it from stdin (keeps its secret "
+        "out of ps and shell history)",
+    )
     source.add_argument(
         "--qr-image", metavar="FILE", help="read the QR code from a picture instead (needs zbarimg)"
     )
@@ -119,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="bumble:SPEC|bluez[:ADAPTER]",
         help="how to send the Bluetooth advert (default: bluez on Linux)",
     )
-    p.add_argument("--yes", action="store_true", help="approve every request without asking")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="approve every request without asking (presence only, like the y/N prompt: "
+        "never user verification)",
+    )
     p.add_argument(
         "--timeout",
         type=positive_seconds,
@@ -223,11 +246,30 @@ async def _release(closing: Awaitable[None]) -> None:
         log.warning("could not release the advertiser: %s", exc)
 
 
+async def url_from_stdin(stdin: TextIO, err: TextIO) -> str:
+    """The first line of `stdin`: the QR code text, pasted or piped.
+
+    Read without buffering ahead, so a piped answer to the y/N prompt on the next line is
+    still there for the prompt.
+    """
+    if stdin.isatty():
+        print("Paste the FIDO:/ text of the QR code, then press Enter: ", end="", file=err)
+        err.flush()
+    url = (await read_line(stdin)).strip()
+    if not url:
+        raise UsageError(
+            "No QR code text on stdin: paste the FIDO:/ text (or pipe it in) as its first line."
+        )
+    return url
+
+
 async def _checked_url(args: argparse.Namespace) -> str:
-    """The QR code text (read from --qr-image if given), after checking it and --tunnel-url."""
+    """The QR code text (from --qr-image or stdin if so asked), checked with --tunnel-url."""
     url: str = args.url
     if args.qr_image is not None:
         url = await asyncio.to_thread(decode_qr_image, args.qr_image)
+    elif url == FROM_STDIN:
+        url = await url_from_stdin(sys.stdin, sys.stderr)
     try:
         QRCode.from_url(url)
     except ProtocolError as exc:

@@ -1,4 +1,8 @@
-"""The terminal approval prompt of the phone-role CLI: ask on stderr, read stdin."""
+"""The terminal approval prompt of the phone-role CLI: ask on stderr, read stdin.
+
+A y/N answer (or `--yes`) shows presence only: anyone at the terminal can type "y". It is
+never a user verification, so a request that needs one is declined without asking.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,12 @@ import threading
 from typing import TextIO
 
 from hybrid.authenticator.approval import ApprovalRequest
-from hybrid.text import shown
+from hybrid.text import MAX_SITE_SHOWN, shown
 
 
 def prompt_text(request: ApprovalRequest) -> str:
     """The question the user answers before a passkey is created or used."""
-    site = shown(request.rp_id, "an unnamed site")
+    site = shown(request.rp_id, "an unnamed site", limit=MAX_SITE_SHOWN)
     user = request.user_name or request.user_display_name
     if request.kind == "create":
         return f"Create a passkey for {shown(user, 'an unnamed account')} on {site}? [y/N] "
@@ -63,6 +67,16 @@ class TerminalApprover:
 
     async def __call__(self, request: ApprovalRequest) -> bool:
         self.rp_id = request.rp_id
+        if request.user_verification:
+            # Only a SoftwareAuthenticator(verifies_user=True) asks this; a y/N cannot verify.
+            site = shown(request.rp_id, "the site", limit=MAX_SITE_SHOWN)
+            print(
+                f"Declined: {site} asks for user verification (PIN or biometric), which this "
+                "terminal prompt cannot do.",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
         if self.assume_yes:
             return True
         print(prompt_text(request), end="", file=sys.stderr, flush=True)

@@ -31,7 +31,7 @@ from hybrid.protocol.domains import base_url
 from hybrid.status import Stage, Status
 from hybrid.text import shown
 from hybrid.transport import PHONE, ConversationTransport, peer_failures, time_limit
-from hybrid.tunnel import Tunnel
+from hybrid.tunnel import Tunnel, warn_if_plaintext
 from hybrid.webauthn import (
     PreparedRequest,
     cache_fido2_type_hints,
@@ -82,6 +82,7 @@ class HybridClient:
         cache_fido2_type_hints()  # see hybrid.webauthn.fido2_hints: 5x faster fido2 parsing
         self.origin = origin
         self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None
+        self._plaintext_warning = warn_if_plaintext(self.tunnel_url)  # logged once, here
         self.scanner_backend = scanner_backend
         self.scanner_kwargs = scanner_kwargs
         self.on_status = on_status
@@ -143,6 +144,8 @@ class HybridClient:
             eid = await self._wait_for_phone(scanner, qr.eid_key)
         await self._status(Stage.PHONE_FOUND, "Phone found nearby")
         base = self.tunnel_url or base_url(tunnel_domain(eid.domain_id))
+        if self._plaintext_warning is not None:
+            await self._status(Stage.CONNECTING, self._plaintext_warning)
         await self._status(Stage.CONNECTING, "Connecting to the phone")
         tunnel = await Tunnel.open_connect(base, eid.routing_id, qr.tunnel_id)
         conversation = DesktopConversation(qr, qr_key, eid)

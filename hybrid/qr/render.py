@@ -10,10 +10,12 @@ on a screen, which is never torn or smudged.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import importlib
 import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Final
@@ -56,6 +58,7 @@ class RenderProblem(enum.Enum):
     BAD_SCALE = "bad_scale"
     NO_PILLOW = "no_pillow"
     CANNOT_WRITE = "cannot_write"
+    SYMLINK = "symlink"  # the path names a symbolic link, which is never written through
 
 
 class QrRenderError(HybridError):
@@ -184,17 +187,38 @@ def _pillow_factory() -> Any:
 
 
 def _save(path: str | os.PathLike[str], kind: str, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a QR image privately: it holds the sign-in's secret.
+
+    The bytes go to a new 0600 file beside `path` (`mkstemp`: O_EXCL | O_NOFOLLOW), which
+    then replaces `path` in one rename: no other user can read it, a symlink planted at
+    `path` is refused rather than followed, and a reader never sees half a file.
+    """
     target = Path(path)
+    if target.is_symlink():
+        raise QrRenderError(
+            f"Will not write the {kind} QR code to {str(target)!r}: it is a symbolic link, "
+            "and the code holds this sign-in's secret. Give the path of a regular file.",
+            RenderProblem.SYMLINK,
+        )
+    temporary: str | None = None
     try:
-        stream: IO[bytes]
-        with target.open("wb") as stream:
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "wb") as stream:
             write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+        temporary = None
     except OSError as exc:
         raise QrRenderError(
             f"Cannot write the {kind} QR code to {str(target)!r} ({exc.strerror or exc}): "
             "choose a path in an existing folder you can write to.",
             RenderProblem.CANNOT_WRITE,
         ) from exc
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 def _describe(value: object) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fido2.server import Fido2Server
@@ -18,8 +21,12 @@ from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
 from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
-from hybrid.cli.desktop import build_parser, run
+from hybrid.cli.desktop import TerminalUI, build_parser, run
+from hybrid.desktop import HybridClient
+from hybrid.errors import TunnelError
 from hybrid.qr import decode_qr_image
+from hybrid.status import Stage, Status
+from hybrid.tunnel import plaintext_warning
 from tunnel_server import TunnelServer
 
 
@@ -74,6 +81,26 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Fido2Server verified the sign-in signature" in result.stdout
 
 
+async def run_on_radio(
+    args: argparse.Namespace, options: Any, radio: VirtualRadio, scan: Callable[[str], None]
+) -> tuple[int, str, str]:
+    """The CLI's ceremony scanning the virtual radio; `scan(url)` plays the phone's camera.
+
+    Returns the exit code, stdout and stderr.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    code = await run(
+        args,
+        dict(options["publicKey"]),
+        out,
+        err,
+        after_qr=scan,
+        scanner_backend=BumbleScannerBackend,
+        scanner_kwargs={"radio": radio},
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
 async def test_register_and_sign_in_scanning_the_png(
     tmp_path: Path, local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
 ) -> None:
@@ -101,20 +128,83 @@ async def test_register_and_sign_in_scanning_the_png(
             if flags
             else rp.authenticate_begin()
         )
-        out, err = io.StringIO(), io.StringIO()
-        code = await run(
-            args,
-            dict(options["publicKey"]),
-            out,
-            err,
-            after_qr=scan,
-            scanner_backend=BumbleScannerBackend,
-            scanner_kwargs={"radio": radio},
-        )
+        code, out, err = await run_on_radio(args, options, radio, scan)
         assert code == EXIT_OK
         await tasks[-1]
-        results.append((state, json.loads(out.getvalue())))
-        assert "█" in err.getvalue() or "▀" in err.getvalue()
+        results.append((state, json.loads(out)))
+        assert "█" in err or "▀" in err
     auth_data = rp.register_complete(*results[0])
     assert auth_data.credential_data is not None
     rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])
+
+
+async def test_a_phone_named_to_clear_the_screen_cannot(
+    local_server: TunnelServer,
+    radio: VirtualRadio,
+    advertiser: BumbleAdvertiser,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The phone's linking name goes through on_status to the terminal, printable."""
+    rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
+    phone = SoftwareAuthenticator(verifies_user=True, approve=approve_all)
+    hostile = "\x1b[2J\x1b[HPixel\u202e\x9b9"
+    tasks: list[asyncio.Task[object]] = []
+    statuses: list[Status] = []
+    terminal_status = TerminalUI.status
+
+    def status(ui: TerminalUI, report: Status) -> None:
+        statuses.append(report)
+        terminal_status(ui, report)
+
+    def scan(url: str) -> None:
+        tasks.append(
+            asyncio.create_task(
+                answer_qr(url, phone, advertiser, local_server.url, link=True, name=hostile)
+            )
+        )
+
+    monkeypatch.setattr(TerminalUI, "status", status)
+    args = build_parser().parse_args(
+        ["--register", "--tunnel-url", local_server.url, "--timeout", "20"]
+    )
+    options, state = rp.register_begin(
+        {"id": b"alice", "name": "alice", "displayName": "alice"},  # type: ignore[arg-type]
+    )
+    code, out, err = await run_on_radio(args, options, radio, scan)
+    await tasks[-1]
+    assert code == EXIT_OK
+    rp.register_complete(state, json.loads(out))
+    linked = [s.message for s in statuses if s.stage is Stage.LINKED]
+    assert linked == ["Linked with ?[2J?[HPixel??9"]
+    assert "• Linked with ?[2J?[HPixel??9\n" in err
+    assert not any(c in err for c in "\x1b\u202e\x9b")
+
+
+async def test_plain_ws_to_another_host_is_a_warning_status(
+    local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
+) -> None:
+    """Warned before connecting; .invalid (RFC 6761) never resolves, so the connect fails."""
+    statuses: list[Status] = []
+    client = HybridClient(
+        "https://example.com",
+        tunnel_url="ws://tunnel.invalid:9",
+        on_status=statuses.append,
+        timeout=20,
+        scanner_backend=BumbleScannerBackend,
+        scanner_kwargs={"radio": radio},
+    )
+    phone = SoftwareAuthenticator(approve=approve_all)
+    tasks: list[asyncio.Task[object]] = []
+
+    def scan(url: str) -> None:
+        tasks.append(
+            asyncio.create_task(answer_qr(url, phone, advertiser, local_server.url, timeout=5))
+        )
+
+    with pytest.raises(TunnelError):
+        await client.get_assertion({"challenge": "AAAAAAAAAAAAAAAAAAAAAA"}, scan)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    connecting = [s.message for s in statuses if s.stage is Stage.CONNECTING]
+    assert connecting == [plaintext_warning("ws://tunnel.invalid:9"), "Connecting to the phone"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import signal
 import socket
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+from fido2 import cbor
 from fido2.server import Fido2Server
 from fido2.webauthn import (
     PublicKeyCredentialRpEntity,
@@ -29,13 +31,22 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
+from hybrid.authenticator import SoftwareAuthenticator
 from hybrid.authenticator.approval import ApprovalRequest
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
-from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE
-from hybrid.cli.phone import EXIT_STORE, default_store_path, main, open_store, run
+from hybrid.cli.common import (
+    EXIT_BLUETOOTH,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    PrintableFormatter,
+)
+from hybrid.cli.phone import EXIT_STORE, default_store_path, main, open_store, run, url_from_stdin
 from hybrid.cli.prompt import TerminalApprover, prompt_text, read_line
+from hybrid.ctap import CtapCommand, CtapStatus, MakeCredentialKey
 from hybrid.desktop import HybridClient
 from hybrid.errors import HybridError, OperationDenied
 from hybrid.protocol import QRCode
@@ -378,6 +389,8 @@ def test_help_runs_as_a_subprocess() -> None:
         "--timeout",
         "--name",
         "--verbose",
+        "FIDO:/...|-",
+        "presence only",
         "exit codes:",
         "130",
     ):
@@ -425,3 +438,97 @@ async def test_ctrl_c_stops_the_advert_and_closes_the_tunnel(
         await dongle.close()
         dongle.server.close()
         await dongle.server.wait_closed()
+
+
+async def test_the_qr_text_can_come_from_stdin_with_the_answer_after_it(
+    radio: VirtualRadio,
+    local_server: TunnelServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`-` keeps the secret out of argv; read unbuffered, the y line stays for the prompt."""
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd) as stdin:
+        monkeypatch.setattr(sys, "stdin", stdin)
+
+        def piped(url: str) -> list[str]:
+            os.write(write_fd, f"{url}\ny\n".encode())
+            os.close(write_fd)
+            return ["-", "--store", ":memory:"]
+
+        registered, code = await ceremony(
+            radio, local_server.url, piped, register=True, rp=Fido2Server(RP)
+        )
+    assert code == EXIT_OK and registered.credential_data is not None
+    out, err = capsys.readouterr()
+    assert out == "answered makeCredential for example.com: OK\n"
+    assert "Create a passkey for alice on example.com? [y/N] " in err
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "  \n"])
+def test_no_qr_text_on_stdin_is_exit_2(stdin: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    assert main(["-", "--store", ":memory:"]) == EXIT_USAGE
+
+
+async def test_the_terminal_never_passes_for_user_verification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A y/N is presence: a request needing verification is declined, not asked, not assumed."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    request = ApprovalRequest("get", "example.com", "alice", None, user_verification=True)
+    for assume_yes in (True, False):
+        assert await TerminalApprover(assume_yes)(request) is False
+    assert sys.stdin.read() == "y\n"  # nothing was read
+
+
+async def test_a_hostile_site_and_account_name_reach_the_prompt_and_log_printable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The desktop chooses the rpId and user name the phone's prompt and log show."""
+    caplog.set_level(logging.DEBUG, logger="hybrid")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    phone = SoftwareAuthenticator(approve=TerminalApprover(False))
+    request = {
+        MakeCredentialKey.CLIENT_DATA_HASH: bytes(32),
+        MakeCredentialKey.RP: {"id": "\x1b[2Jevil.example\u202e", "name": "x"},
+        MakeCredentialKey.USER: {"id": b"u", "name": "alice\x1b[8m", "displayName": "A"},
+        MakeCredentialKey.PUB_KEY_CRED_PARAMS: [{"type": "public-key", "alg": -7}],
+    }
+    reply = await phone.handle_ctap(bytes([CtapCommand.MAKE_CREDENTIAL]) + cbor.encode(request))
+    assert reply[0] == CtapStatus.SUCCESS
+    err = capsys.readouterr().err
+    assert "Create a passkey for alice?[8m on ?[2Jevil.example?? [y/N] " in err
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "?[2Jevil.example?" in logged
+    for text in (err, logged):
+        assert "\x1b" not in text and "\u202e" not in text
+
+
+def test_cli_log_lines_are_printable() -> None:
+    try:
+        raise ValueError("peer said \x1b[2J\u202e")
+    except ValueError:
+        record = logging.LogRecord(
+            "hybrid", logging.WARNING, __file__, 1, "got %s", ("\x9b31m",), sys.exc_info()
+        )
+    line = PrintableFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert line.startswith("WARNING hybrid: got ?31m\nTraceback")
+    assert "ValueError: peer said ?[2J?" in line
+    assert not any(c in line for c in "\x1b\u202e\x9b")
+
+
+async def test_a_terminal_is_asked_for_the_qr_text_and_a_pipe_is_not() -> None:
+    url = qr_url()
+    for opener in (os.openpty, os.pipe):
+        reader_fd, writer_fd = opener()
+        err = io.StringIO()
+        with os.fdopen(reader_fd) as stdin:
+            os.write(writer_fd, f"  {url}\ny\n".encode())
+            assert await url_from_stdin(stdin, err) == url
+            assert (await read_line(stdin)).strip() == "y"  # left for the approval prompt
+        os.close(writer_fd)
+        asked = err.getvalue()
+        assert (asked.endswith(": ") and url not in asked) if opener is os.openpty else asked == ""

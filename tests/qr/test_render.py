@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import stat
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +15,7 @@ from PIL import Image, ImageDraw
 from qrcode import util as qr_util
 
 from hybrid.errors import HybridError, ProtocolError, ProtocolReason
-from hybrid.qr import decode_qr_image, make_qr, render_terminal, write_png, write_svg
+from hybrid.qr import decode_qr_image, make_qr, render, render_terminal, write_png, write_svg
 from hybrid.qr.render import QrRenderError, RenderProblem
 
 CHROME_URL = (
@@ -148,6 +150,58 @@ def test_unwritable_path(writer: object, tmp_path: Path) -> None:
         writer(CHROME_URL, tmp_path / "missing" / "qr.out")  # type: ignore[operator]
     assert isinstance(caught.value, HybridError)
     assert caught.value.problem is RenderProblem.CANNOT_WRITE
+
+
+@pytest.mark.parametrize(("writer", "name"), [(write_png, "qr.png"), (write_svg, "qr.svg")])
+def test_files_are_private_whatever_the_umask_or_an_old_file(
+    writer: object, name: str, tmp_path: Path
+) -> None:
+    """The code holds the sign-in's secret: 0600, even over a world-readable file."""
+    target = tmp_path / name
+    target.write_bytes(b"old")
+    target.chmod(0o644)
+    previous = os.umask(0o000)
+    try:
+        writer(CHROME_URL, target)  # type: ignore[operator]
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert os.listdir(tmp_path) == [name]  # no temporary file left behind
+    (tmp_path / "fresh").mkdir()
+    fresh = tmp_path / "fresh" / name
+    writer(CHROME_URL, fresh)  # type: ignore[operator]
+    assert target.read_bytes() == fresh.read_bytes()  # the whole code, not the old bytes
+
+
+@pytest.mark.parametrize("writer", [write_png, write_svg])
+def test_a_symlink_is_refused_not_followed(writer: object, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "qr.out"
+    link.symlink_to(victim)
+    with pytest.raises(QrRenderError) as caught:
+        writer(CHROME_URL, link)  # type: ignore[operator]
+    assert caught.value.problem is RenderProblem.SYMLINK
+    assert victim.read_text() == "keep me" and link.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["qr.out", "victim.txt"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    """Replaced in one rename: a reader sees the old code or the new one, never half."""
+    target = tmp_path / "qr.png"
+    write_png(CHROME_URL, target)
+    before = target.read_bytes()
+    with pytest.raises(QrRenderError):
+        write_png(RANDOM_URLS[0], target, scale=0)
+    assert target.read_bytes() == before
+
+    def broken(stream: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(QrRenderError) as caught:
+        render._save(target, "PNG", broken)
+    assert caught.value.problem is RenderProblem.CANNOT_WRITE
+    assert target.read_bytes() == before and os.listdir(tmp_path) == ["qr.png"]
 
 
 _SQUARE = re.compile(r"M(\d+),(\d+)H(\d+)V(\d+)H(\d+)z")

@@ -212,3 +212,18 @@ def test_refusal_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None
         {"reason": "unknown_tunnel"},
         {"reason": "not_found", "suppressed": 4},
     ]
+
+
+def test_log_values_that_are_not_printable_are_escaped_not_written_raw() -> None:
+    """A client-chosen value cannot clear the operator's screen or forge a log line."""
+    record = logging.LogRecord("tunnel_server", logging.INFO, __file__, 1, "rejected", (), None)
+    record.fields = {
+        "client": "\x1b[2J\u202eevil",
+        "origin": "a\nts=forged",
+        "c1": "\x9b31m",
+        "plain": "203.0.113.9",
+    }
+    line = LogfmtFormatter().format(record)
+    assert not any(c in line for c in "\x1b\u202e\n\x9b")
+    assert 'client="\\u001b[2J\\u202eevil"' in line and "c1=" + '"\\u009b31m"' in line
+    assert 'origin="a\\nts=forged"' in line and "plain=203.0.113.9" in line
