@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import io
 import json
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fido2.server import Fido2Server
+from fido2.utils import websafe_encode
 from fido2.webauthn import PublicKeyCredentialRpEntity
 
 from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
@@ -18,7 +21,7 @@ from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
 from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
-from hybrid.cli.desktop import build_parser, run
+from hybrid.cli.desktop import build_parser, generated_options, run
 from hybrid.qr import decode_qr_image
 from tunnel_server import TunnelServer
 
@@ -59,6 +62,7 @@ def test_bluetooth_unavailable_exits_3_without_showing_a_code(tmp_path: Path) ->
         ),
         (["--options", "-"], '{"rpId": "example.com"}'),
         (["--timeout", "soon"], ""),
+        (["--prf", "a", "--prf", "b", "--prf", "c"], ""),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], stdin: str, tmp_path: Path) -> None:
@@ -118,3 +122,52 @@ async def test_register_and_sign_in_scanning_the_png(
     auth_data = rp.register_complete(*results[0])
     assert auth_data.credential_data is not None
     rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])
+
+
+async def test_prf_inputs_and_printed_outputs(
+    local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
+) -> None:
+    """`--prf` twice: both outputs printed, equal to the phone's HMAC computed here."""
+    phone = SoftwareAuthenticator(approve=approve_all)
+    tasks: list[asyncio.Task[object]] = []
+
+    def scan(url: str) -> None:
+        tasks.append(asyncio.create_task(answer_qr(url, phone, advertiser, local_server.url)))
+
+    outputs = []
+    for flags in (["--register", "--prf", "pässword"], ["--prf", "pässword", "--prf", "two"]):
+        args = build_parser().parse_args([*flags, "--tunnel-url", local_server.url, "--json"])
+        out, err = io.StringIO(), io.StringIO()
+        code = await run(
+            args,
+            generated_options(args),
+            out,
+            err,
+            after_qr=scan,
+            scanner_backend=BumbleScannerBackend,
+            scanner_kwargs={"radio": radio},
+        )
+        assert code == EXIT_OK
+        await tasks[-1]
+        outputs.append((json.loads(out.getvalue()), err.getvalue().splitlines()))
+    (stored,) = phone.store.for_rp("example.com", None)
+    assert stored.prf_secret is not None
+
+    def expected(text: str) -> str:
+        salt = hashlib.sha256(b"WebAuthn PRF\x00" + text.encode()).digest()
+        return websafe_encode(hmac.new(stored.prf_secret or b"", salt, hashlib.sha256).digest())
+
+    (registered, register_lines), (signed_in, sign_in_lines) = outputs
+    assert registered["clientExtensionResults"]["prf"] == {
+        "enabled": True,
+        "results": {"first": expected("pässword")},
+    }
+    assert f"PRF first: {expected('pässword')}" in register_lines
+    assert signed_in["clientExtensionResults"]["prf"]["results"] == {
+        "first": expected("pässword"),
+        "second": expected("two"),
+    }
+    assert sign_in_lines[-2:] == [
+        f"PRF first: {expected('pässword')}",
+        f"PRF second: {expected('two')}",
+    ]
