@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import hmac
@@ -9,7 +10,9 @@ import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fido2.server import Fido2Server
@@ -78,6 +81,29 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "Fido2Server verified the sign-in signature" in result.stdout
 
 
+async def _run_in_process(
+    args: argparse.Namespace,
+    options: Any,
+    scan: Callable[[str], None],
+    radio: VirtualRadio,
+    answered: list[asyncio.Task[object]],
+) -> tuple[dict[str, Any], str]:
+    """One `run` over the virtual radio; returns the credential JSON (stdout) and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = await run(
+        args,
+        options,
+        out,
+        err,
+        after_qr=scan,
+        scanner_backend=BumbleScannerBackend,
+        scanner_kwargs={"radio": radio},
+    )
+    assert code == EXIT_OK
+    await answered[-1]
+    return json.loads(out.getvalue()), err.getvalue()
+
+
 async def test_register_and_sign_in_scanning_the_png(
     tmp_path: Path, local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
 ) -> None:
@@ -105,20 +131,11 @@ async def test_register_and_sign_in_scanning_the_png(
             if flags
             else rp.authenticate_begin()
         )
-        out, err = io.StringIO(), io.StringIO()
-        code = await run(
-            args,
-            dict(options["publicKey"]),
-            out,
-            err,
-            after_qr=scan,
-            scanner_backend=BumbleScannerBackend,
-            scanner_kwargs={"radio": radio},
+        credential, err = await _run_in_process(
+            args, dict(options["publicKey"]), scan, radio, tasks
         )
-        assert code == EXIT_OK
-        await tasks[-1]
-        results.append((state, json.loads(out.getvalue())))
-        assert "█" in err.getvalue() or "▀" in err.getvalue()
+        results.append((state, credential))
+        assert "█" in err or "▀" in err
     auth_data = rp.register_complete(*results[0])
     assert auth_data.credential_data is not None
     rp.authenticate_complete(results[1][0], [auth_data.credential_data], results[1][1])
@@ -137,19 +154,8 @@ async def test_prf_inputs_and_printed_outputs(
     outputs = []
     for flags in (["--register", "--prf", "pässword"], ["--prf", "pässword", "--prf", "two"]):
         args = build_parser().parse_args([*flags, "--tunnel-url", local_server.url, "--json"])
-        out, err = io.StringIO(), io.StringIO()
-        code = await run(
-            args,
-            generated_options(args),
-            out,
-            err,
-            after_qr=scan,
-            scanner_backend=BumbleScannerBackend,
-            scanner_kwargs={"radio": radio},
-        )
-        assert code == EXIT_OK
-        await tasks[-1]
-        outputs.append((json.loads(out.getvalue()), err.getvalue().splitlines()))
+        credential, err = await _run_in_process(args, generated_options(args), scan, radio, tasks)
+        outputs.append((credential, err.splitlines()))
     (stored,) = phone.store.for_rp("example.com", None)
     assert stored.prf_secret is not None
 
