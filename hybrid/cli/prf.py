@@ -28,6 +28,10 @@ class _AppendAtMostTwo(argparse.Action):
         inputs = [*getattr(namespace, self.dest), values]
         if len(inputs) > MAX_PRF_INPUTS:
             parser.error(f"{option_string} may be given at most {MAX_PRF_INPUTS} times")
+        try:
+            str(values).encode()
+        except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+            parser.error(f"{option_string} must be UTF-8 text")
         setattr(namespace, self.dest, inputs)
 
 

@@ -66,6 +66,7 @@ def test_bluetooth_unavailable_exits_3_without_showing_a_code(tmp_path: Path) ->
         (["--options", "-"], '{"rpId": "example.com"}'),
         (["--timeout", "soon"], ""),
         (["--prf", "a", "--prf", "b", "--prf", "c"], ""),
+        (["--prf", "\udcff"], ""),  # a byte that is not UTF-8 in argv
     ],
 )
 def test_usage_errors_exit_2(args: list[str], stdin: str, tmp_path: Path) -> None:
