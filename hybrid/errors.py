@@ -103,6 +103,28 @@ class SessionSpent(HybridError):
         )
 
 
+class PhoneLacksFeature(HybridError):
+    """The site needs something the phone's getInfo does not offer; nothing was sent to it.
+
+    `feature` names what is missing: "uv" (user verification) or an extension ("credProtect").
+    """
+
+    def __init__(self, feature: str, message: str) -> None:
+        self.feature = feature
+        super().__init__(message)
+
+
+class UserVerificationUnavailable(PhoneLacksFeature):
+    """userVerification "required", but the phone's getInfo has no `uv`: it cannot verify."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "uv",
+            "The site requires user verification, and this phone cannot verify you: turn on "
+            "the phone's screen lock, or use another phone or a security key.",
+        )
+
+
 class StoreError(HybridError):
     """A credential store file is unreadable, corrupt, foreign or cannot be written."""
 

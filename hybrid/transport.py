@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from hybrid.errors import CeremonyTimeout, HybridError, PeerError, PeerReason, ProtocolError
+from hybrid.errors import (
+    CeremonyTimeout,
+    HybridError,
+    PeerError,
+    PeerReason,
+    PhoneLacksFeature,
+    ProtocolError,
+)
 from hybrid.protocol.conversation import Event
 from hybrid.tunnel import Tunnel, TunnelClosed
 
@@ -102,6 +109,8 @@ async def peer_failures(tunnel: Tunnel, peer: Peer) -> AsyncIterator[None]:
     except ProtocolError as exc:
         tunnel.abort()
         raise exc.from_peer(peer.name) from exc
+    except PhoneLacksFeature:
+        raise  # our own refusal before any request: the tunnel is fine and closes gracefully
     except HybridError:
         tunnel.abort()
         raise

@@ -20,6 +20,7 @@ from hybrid.cli.common import (
     positive_seconds,
     run_main,
 )
+from hybrid.cli.prf import add_prf_option, print_prf_results, with_prf_inputs
 from hybrid.desktop import HybridClient
 from hybrid.errors import CtapStatusError
 from hybrid.qr.render import render_terminal, write_png, write_svg
@@ -34,6 +35,7 @@ examples:
   python -m hybrid.qr --rp-id example.com       sign in (generated challenge)
   python -m hybrid.qr --register --user alice   register a passkey
   python -m hybrid.qr --options opts.json --origin https://example.com --json
+  python -m hybrid.qr --prf "vault key"         sign in and print the passkey's PRF output
 
 exit codes:
   0    the phone answered; the credential JSON is on stdout
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--invert", action="store_true", help="swap dark and light in the terminal QR code"
     )
     parser.add_argument("--ascii", action="store_true", help="draw the QR code with '#' only")
+    add_prf_option(parser)
     add_verbose(parser)
     return parser
 
@@ -162,7 +165,8 @@ async def run(
             after_qr(url)
 
     ceremony = client.make_credential if args.register else client.get_assertion
-    credential = await ceremony(options, show_qr)
+    credential = await ceremony(with_prf_inputs(options, args.prf), show_qr)
+    print_prf_results(credential, args.prf, err)
     if args.json:
         print(json.dumps(credential, separators=(",", ":")), file=out)
     else:

@@ -8,16 +8,13 @@ Three steps, as Chromium takes them with a hybrid phone:
    credProtect, largeBlob "required") raises `PhoneLacksExtension` before anything is sent.
 3. `*_client_outputs` turn unsigned extension outputs (response key 6 / 8) into the
    `clientExtensionResults` JSON a browser's `getClientExtensionResults()` would give.
-PRF inputs become salts here (`SHA-256("WebAuthn PRF" || 0x00 || input)`); large blobs travel
-raw-DEFLATE compressed (RFC 1951).
+The byte encodings (PRF salts, compressed blobs) live in `hybrid.webauthn.extension_codec`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,10 +22,17 @@ from typing import Any
 
 from fido2.ctap2.base import Info
 from fido2.ctap2.extensions import CredProtectExtension
-from fido2.utils import websafe_decode, websafe_encode
+from fido2.utils import websafe_decode
 
-from hybrid.errors import HybridError, ProtocolError
+from hybrid.errors import PhoneLacksFeature
 from hybrid.webauthn.errors import InvalidOptions
+from hybrid.webauthn.extension_codec import MAX_BLOB_ORIGINAL_SIZE as MAX_BLOB_ORIGINAL_SIZE
+from hybrid.webauthn.extension_codec import PRF_SALT_PREFIX as PRF_SALT_PREFIX
+from hybrid.webauthn.extension_codec import compress_blob as compress_blob
+from hybrid.webauthn.extension_codec import decompress_blob as decompress_blob
+from hybrid.webauthn.extension_codec import prf_salt as prf_salt
+from hybrid.webauthn.extension_outputs import PRF_OUTPUT_LENGTH as PRF_OUTPUT_LENGTH
+from hybrid.webauthn.extension_outputs import output_map, prf_results, read_blob, unsigned_bool
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +40,8 @@ PRF = "prf"
 CRED_PROTECT = "credProtect"
 LARGE_BLOB = "largeBlob"
 CRED_PROPS = "credProps"
-PRF_SALT_PREFIX = b"WebAuthn PRF\x00"
-PRF_OUTPUT_LENGTH = 32
-#: Largest inflated blob either side accepts; bounds memory for a hostile originalSize.
-MAX_BLOB_ORIGINAL_SIZE = 1 << 20
 
 _FIX = "fix the extensions the site sent, or report it to the site"
-_RETRY = "try again; if it keeps happening, use another phone or security key"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _POLICY = CredProtectExtension.POLICY
 _ENFORCE = "enforceCredentialProtectionPolicy"
@@ -55,14 +54,15 @@ class LargeBlobSupport(Enum):
     PREFERRED = "preferred"
 
 
-class PhoneLacksExtension(HybridError):
+class PhoneLacksExtension(PhoneLacksFeature):
     """The site demands an extension the phone does not offer; `extension` names it."""
 
     def __init__(self, extension: str) -> None:
         self.extension = extension
         super().__init__(
+            extension,
             f"The site requires the {extension} extension, which this phone does not support: "
-            "use another phone or a security key that supports it."
+            "use another phone or a security key that supports it.",
         )
 
 
@@ -91,13 +91,18 @@ class PrfInputs:
 
 @dataclass(frozen=True)
 class RegistrationExtensions:
-    """Validated extension inputs of a create() call; `cred_protect` is the CTAP level 1-3."""
+    """Validated extension inputs of a create() call; `cred_protect` is the CTAP level 1-3.
+
+    `cred_protect_is_default`: the site set no policy and the level is Chromium's default for
+    passkeys, which is adjusted to what the phone can verify when the request is built.
+    """
 
     cred_props: bool = False
     prf: PrfInputs | None = None
     cred_protect: int | None = None
     enforce_cred_protect: bool = False
     large_blob: LargeBlobSupport | None = None
+    cred_protect_is_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,30 +112,6 @@ class AuthenticationExtensions:
     prf: PrfInputs | None = None
     large_blob_read: bool = False
     large_blob_write: bytes | None = field(default=None, repr=False)
-
-
-def prf_salt(value: bytes) -> bytes:
-    """The 32-byte salt a WebAuthn PRF input becomes (WebAuthn L3 §10.1.4)."""
-    return hashlib.sha256(PRF_SALT_PREFIX + value).digest()
-
-
-def compress_blob(data: bytes) -> bytes:
-    """Raw DEFLATE (RFC 1951, no zlib header), the largeBlob wire form."""
-    compressor = zlib.compressobj(level=9, wbits=-zlib.MAX_WBITS)
-    return compressor.compress(data) + compressor.flush()
-
-
-def decompress_blob(data: bytes, original_size: int) -> bytes | None:
-    """Inflate a raw-DEFLATE blob; None unless it is one complete stream of `original_size`."""
-    if not 0 <= original_size <= MAX_BLOB_ORIGINAL_SIZE:
-        return None
-    inflater = zlib.decompressobj(wbits=-zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, original_size + 1)
-    except zlib.error:
-        return None
-    complete = inflater.eof and not inflater.unconsumed_tail and not inflater.unused_data
-    return out if complete and len(out) == original_size else None
 
 
 def _invalid(what: str) -> InvalidOptions:
@@ -206,7 +187,8 @@ def _cred_protect(extensions: Mapping[str, Any], resident_key: str | None, uv: s
 
 
 def _default_cred_protect(resident_key: str | None, uv: str | None) -> int | None:
-    """Chromium's level for passkeys when the site sets none (content/browser/webauth)."""
+    """Chromium's level for passkeys when the site sets none (content/browser/webauth);
+    `registration_ctap_extensions` lowers it for a phone that cannot verify its user."""
     if resident_key == "required" and (uv or "preferred") == "preferred":
         return 3
     return 2 if resident_key in ("required", "preferred") else None
@@ -238,7 +220,8 @@ def parse_registration_extensions(
             raise _invalid("'largeBlob.support' must be a string")
         required = blob.get("support") == LargeBlobSupport.REQUIRED.value
         large_blob = LargeBlobSupport.REQUIRED if required else LargeBlobSupport.PREFERRED
-    return RegistrationExtensions(cred_props, prf, level, enforce, large_blob)
+    default = level is not None and extensions.get("credentialProtectionPolicy") is None
+    return RegistrationExtensions(cred_props, prf, level, enforce, large_blob, default)
 
 
 def parse_authentication_extensions(
@@ -269,17 +252,45 @@ def phone_extensions(info: Info | Iterable[str]) -> frozenset[str]:
     return frozenset(info.extensions if isinstance(info, Info) else info)
 
 
+def phone_verifies_user(info: Info | Iterable[str]) -> bool:
+    """Whether the phone's getInfo says it can verify its user (option `uv` true)."""
+    return isinstance(info, Info) and info.options.get("uv") is True
+
+
+def _cred_protect_for(
+    extensions: RegistrationExtensions, info: Info | Iterable[str], user_verification: bool
+) -> int | None:
+    """The level to send: the site's own, or the default made to fit this phone.
+
+    Level 3 by default only when the request carries `uv` (as Chromium); a phone that cannot
+    verify gets no default at all, because levels 2 and 3 would hide the passkey from the
+    discoverable sign-in the site asked for.
+    """
+    level = extensions.cred_protect
+    if level is None or not extensions.cred_protect_is_default:
+        return level
+    if not phone_verifies_user(info):
+        return None
+    return level if user_verification else min(level, 2)
+
+
 def registration_ctap_extensions(
-    extensions: RegistrationExtensions, info: Info | Iterable[str], *, resident_key: bool
+    extensions: RegistrationExtensions,
+    info: Info | Iterable[str],
+    *,
+    resident_key: bool,
+    user_verification: bool = False,
 ) -> dict[str, Any]:
-    """makeCredential key 6 for this phone (empty: send no key 6); `resident_key` = "rk" sent."""
+    """makeCredential key 6 for this phone (empty: send no key 6); `resident_key` = "rk" sent,
+    `user_verification` = "uv" sent."""
     offered = phone_extensions(info)
     ctap: dict[str, Any] = {}
     if extensions.prf is not None and PRF in offered:
         ctap[PRF] = {"eval": extensions.prf.eval.to_ctap()} if extensions.prf.eval else {}
-    if extensions.cred_protect is not None:
+    cred_protect = _cred_protect_for(extensions, info, user_verification)
+    if cred_protect is not None:
         if CRED_PROTECT in offered:
-            ctap[CRED_PROTECT] = extensions.cred_protect
+            ctap[CRED_PROTECT] = cred_protect
         elif extensions.enforce_cred_protect:
             raise PhoneLacksExtension(CRED_PROTECT)
     if extensions.large_blob is not None:
@@ -313,40 +324,6 @@ def authentication_ctap_extensions(
     return ctap
 
 
-def _bad(what: str) -> ProtocolError:
-    return ProtocolError(f"The phone's extension outputs are malformed ({what}): {_RETRY}.")
-
-
-def _output_map(unsigned: Any, name: str) -> Mapping[Any, Any] | None:
-    if unsigned is None:
-        return None
-    if not isinstance(unsigned, Mapping) or not all(isinstance(k, str) for k in unsigned):
-        raise _bad("not a map of extension names")
-    value = unsigned.get(name)
-    if value is not None and not isinstance(value, Mapping):
-        raise _bad(f"{name} is not a map")
-    return value
-
-
-def _prf_results(value: Any) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise _bad("prf results are not a map")
-    wanted = [n for n in ("first", "second") if n == "first" or value.get(n) is not None]
-    outputs = {
-        n: v for n in wanted if isinstance(v := value.get(n), bytes) and len(v) == PRF_OUTPUT_LENGTH
-    }
-    if len(outputs) != len(wanted):
-        raise _bad(f"prf results are not {PRF_OUTPUT_LENGTH} bytes each")
-    return {name: websafe_encode(v) for name, v in outputs.items()}
-
-
-def _unsigned_bool(value: Mapping[Any, Any] | None, key: str, what: str) -> bool:
-    flag = False if value is None else value.get(key, False)
-    if not isinstance(flag, bool):
-        raise _bad(f"{what} is not a boolean")
-    return flag
-
-
 def registration_client_outputs(
     extensions: RegistrationExtensions, unsigned: Any, *, resident_key: bool
 ) -> dict[str, Any]:
@@ -354,28 +331,17 @@ def registration_client_outputs(
     results: dict[str, Any] = {}
     if extensions.cred_props:
         results[CRED_PROPS] = {"rk": True} if resident_key else {}
-    prf = _output_map(unsigned, PRF)
+    prf = output_map(unsigned, PRF)
     if extensions.prf is not None:
-        entry: dict[str, Any] = {"enabled": _unsigned_bool(prf, "enabled", "prf enabled")}
+        entry: dict[str, Any] = {"enabled": unsigned_bool(prf, "enabled", "prf enabled")}
         if prf is not None and prf.get("results") is not None and extensions.prf.eval:
-            entry["results"] = _prf_results(prf["results"])
+            entry["results"] = prf_results(prf["results"])
         results[PRF] = entry
-    blob = _output_map(unsigned, LARGE_BLOB)
+    blob = output_map(unsigned, LARGE_BLOB)
     if extensions.large_blob is not None:
-        supported = _unsigned_bool(blob, "supported", "largeBlob supported")
+        supported = unsigned_bool(blob, "supported", "largeBlob supported")
         results[LARGE_BLOB] = {"supported": supported}
     return results
-
-
-def _read_blob(value: Mapping[Any, Any]) -> str | None:
-    blob, size = value.get("blob"), value.get("originalSize")
-    if not isinstance(blob, bytes) or not isinstance(size, int) or isinstance(size, bool):
-        raise _bad("largeBlob needs 'blob' bytes and an 'originalSize'")
-    data = decompress_blob(blob, size)
-    if data is None:  # Chromium reports no blob when it does not inflate to originalSize
-        logger.warning("the phone's large blob does not inflate to its originalSize")
-        return None
-    return websafe_encode(data)
 
 
 def authentication_client_outputs(
@@ -383,17 +349,17 @@ def authentication_client_outputs(
 ) -> dict[str, Any]:
     """clientExtensionResults of get(); `unsigned` is getAssertion response key 8 (or None)."""
     results: dict[str, Any] = {}
-    prf = _output_map(unsigned, PRF)
+    prf = output_map(unsigned, PRF)
     if extensions.prf is not None:
         entry: dict[str, Any] = {}
         if prf is not None and prf.get("results") is not None:
-            entry["results"] = _prf_results(prf["results"])
+            entry["results"] = prf_results(prf["results"])
         results[PRF] = entry
-    blob = _output_map(unsigned, LARGE_BLOB)
+    blob = output_map(unsigned, LARGE_BLOB)
     if extensions.large_blob_read:
-        data = _read_blob(blob) if blob else None
+        data = read_blob(blob) if blob else None
         results[LARGE_BLOB] = {} if data is None else {"blob": data}
     elif extensions.large_blob_write is not None:
-        written = _unsigned_bool(blob, "written", "largeBlob written")
+        written = unsigned_bool(blob, "written", "largeBlob written")
         results[LARGE_BLOB] = {"written": written}
     return results

@@ -4,9 +4,9 @@ The output is WebAuthn Level 3 `RegistrationResponseJSON` / `AuthenticationRespo
 (base64url without padding), built with fido2's own types so `Fido2Server` accepts it.
 
 Choices:
-- `credProps` is reported only when the site asked for it (WebAuthn returns client extension
-  outputs only for requested extensions); `rk` is true when "rk" was sent to the phone and
-  left out otherwise, meaning "unknown".
+- Client extension outputs are reported only for extensions the site asked for (see
+  `hybrid.webauthn.extensions`); credProps' `rk` is true when "rk" was sent to the phone and
+  left out otherwise, meaning "unknown"; credProtect has no client output.
 - "none" attestation conveyance (the default) replaces any attestation statement with
   `fmt: "none"`, as browsers do, so no device-identifying certificate leaks to the site.
 - A reply for several discoverable credentials (numberOfCredentials > 1) is not expanded:
@@ -36,6 +36,7 @@ from fido2.webauthn import (
 from hybrid.ctap import decode_cbor_map, raise_for_status
 from hybrid.errors import ProtocolError
 from hybrid.webauthn.errors import InvalidOptions
+from hybrid.webauthn.extensions import authentication_client_outputs, registration_client_outputs
 from hybrid.webauthn.prepare import PreparedRequest
 
 #: What a phone reached over hybrid is, from the site's point of view.
@@ -121,9 +122,9 @@ def finish_make_credential(prepared: PreparedRequest, response: bytes) -> dict[s
     except Exception as exc:
         raise _bad("attestation statement cannot be encoded") from exc
 
-    extensions = {}
-    if prepared.cred_props:
-        extensions["credProps"] = {"rk": True} if prepared.resident_key else {}
+    extensions = registration_client_outputs(
+        prepared.registration_extensions, body.get(6), resident_key=prepared.resident_key
+    )
     registration = RegistrationResponse(
         raw_id=credential.credential_id,
         response=AuthenticatorAttestationResponse(
@@ -181,6 +182,8 @@ def finish_get_assertion(prepared: PreparedRequest, response: bytes) -> dict[str
             user_handle=user_handle,
         ),
         authenticator_attachment=AuthenticatorAttachment.CROSS_PLATFORM,
-        client_extension_results=AuthenticationExtensionsClientOutputs({}),
+        client_extension_results=AuthenticationExtensionsClientOutputs(
+            authentication_client_outputs(prepared.authentication_extensions, body.get(8))
+        ),
     )
     return _plain_json(dict(assertion))

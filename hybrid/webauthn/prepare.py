@@ -6,15 +6,18 @@ the phone's getInfo is known.
 
 Option mapping (browsers do the same for phones):
 - `rk` is sent when residentKey is "required" or "preferred" (phones make passkeys anyway);
-- `uv` is sent when userVerification is "required" or "preferred" (the default), because a
-  phone always verifies its user with its screen lock; "discouraged" sends no `uv`;
+- `uv` follows the phone's getInfo: "required" or "preferred" (the default) send `uv` to a
+  phone whose getInfo has `uv: true`; "preferred" sends nothing to a phone without it and
+  "required" fails with `UserVerificationUnavailable` before anything is sent; "discouraged"
+  never sends `uv`;
 - `up` is never sent: presence is always wanted and true is its default.
+Extensions are validated here, before any QR code, and mapped per phone in `ctap_request_for`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -29,8 +32,18 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.ctap import CtapCommand
+from hybrid.ctap import CtapCommand, GetAssertionKey, MakeCredentialKey
+from hybrid.errors import UserVerificationUnavailable
 from hybrid.webauthn.errors import InvalidOptions
+from hybrid.webauthn.extensions import (
+    AuthenticationExtensions,
+    RegistrationExtensions,
+    authentication_ctap_extensions,
+    parse_authentication_extensions,
+    parse_registration_extensions,
+    phone_verifies_user,
+    registration_ctap_extensions,
+)
 from hybrid.webauthn.options import (
     effective_rp_id,
     normalize_origin,
@@ -42,7 +55,6 @@ PUBLIC_KEY = PublicKeyCredentialType.PUBLIC_KEY.value
 #: WebAuthn's default when a site lists no algorithms: ES256 and RS256.
 DEFAULT_ALGORITHMS = (-7, -257)
 
-_WANTED = (UserVerificationRequirement.REQUIRED, UserVerificationRequirement.PREFERRED)
 _RK_WANTED = (ResidentKeyRequirement.REQUIRED, ResidentKeyRequirement.PREFERRED)
 
 
@@ -58,13 +70,53 @@ class PreparedRequest:
     ctap_params: Mapping[int, Any]  # the request map, before the phone's getInfo is known
     allow_credentials: tuple[bytes, ...] = ()
     resident_key: bool = False  # "rk" was sent
-    cred_props: bool = False  # the site asked for the credProps extension
     attestation: str = AttestationConveyancePreference.NONE.value
+    user_verification: str = UserVerificationRequirement.PREFERRED.value  # the site's wish
+    registration_extensions: RegistrationExtensions = field(default_factory=RegistrationExtensions)
+    authentication_extensions: AuthenticationExtensions = field(
+        default_factory=AuthenticationExtensions
+    )
+
+    def sends_uv_to(self, info: Info) -> bool:
+        """Whether the request for this phone carries `uv: true`; `UserVerificationUnavailable`
+        if the site requires verification and the phone's getInfo offers none."""
+        if self.user_verification == UserVerificationRequirement.DISCOURAGED.value:
+            return False
+        if phone_verifies_user(info):
+            return True
+        if self.user_verification == UserVerificationRequirement.REQUIRED.value:
+            raise UserVerificationUnavailable()
+        return False
 
     def ctap_request_for(self, info: Info) -> bytes:
-        """`command ‖ canonical CBOR` for the phone whose parsed getInfo is `info`."""
-        del info  # every phone gets the same request for now
-        return bytes([self.command]) + cbor.encode(dict(self.ctap_params))
+        """`command ‖ canonical CBOR` for the phone whose parsed getInfo is `info`.
+
+        Raises a `PhoneLacksFeature` (user verification, an enforced extension) when the phone
+        cannot give what the site demands, so that nothing is sent.
+        """
+        params = dict(self.ctap_params)
+        uv = self.sends_uv_to(info)
+        options_key: int
+        extensions_key: int
+        if self.kind == "create":
+            options_key, extensions_key = MakeCredentialKey.OPTIONS, MakeCredentialKey.EXTENSIONS
+            extensions = registration_ctap_extensions(
+                self.registration_extensions,
+                info,
+                resident_key=self.resident_key,
+                user_verification=uv,
+            )
+        else:
+            options_key, extensions_key = GetAssertionKey.OPTIONS, GetAssertionKey.EXTENSIONS
+            extensions = authentication_ctap_extensions(self.authentication_extensions, info)
+        options = dict(params.get(options_key, {}))
+        if uv:
+            options["uv"] = True
+        if options:
+            params[options_key] = options
+        if extensions:
+            params[extensions_key] = extensions
+        return bytes([self.command]) + cbor.encode(params)
 
     @property
     def qr_request_type(self) -> str:
@@ -81,8 +133,8 @@ def _descriptors(items: Sequence[PublicKeyCredentialDescriptor] | None) -> list[
     ]
 
 
-def _uv_wanted(requirement: UserVerificationRequirement | None) -> bool:
-    return requirement is None or requirement in _WANTED  # WebAuthn's default is "preferred"
+def _uv_requirement(requirement: UserVerificationRequirement | None) -> str:
+    return (requirement or UserVerificationRequirement.PREFERRED).value  # WebAuthn's default
 
 
 def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> PreparedRequest:
@@ -110,11 +162,12 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
 
     selection = parsed.authenticator_selection
     resident_key = bool(selection and selection.resident_key in _RK_WANTED)
-    ctap_options: dict[str, bool] = {}
-    if resident_key:
-        ctap_options["rk"] = True
-    if _uv_wanted(selection.user_verification if selection else None):
-        ctap_options["uv"] = True
+    user_verification = _uv_requirement(selection.user_verification if selection else None)
+    extensions = parse_registration_extensions(
+        parsed.extensions,
+        resident_key=selection.resident_key.value if selection and selection.resident_key else None,
+        user_verification=user_verification,
+    )
 
     user: dict[str, Any] = {"id": bytes(parsed.user.id)}
     if parsed.user.name is not None:
@@ -130,10 +183,8 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
     exclude = _descriptors(parsed.exclude_credentials)
     if exclude:
         params[5] = exclude
-    if ctap_options:
-        params[7] = ctap_options
-
-    extensions = parsed.extensions or {}
+    if resident_key:
+        params[7] = {"rk": True}
     return PreparedRequest(
         kind="create",
         rp_id=rp_id,
@@ -142,8 +193,9 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
         command=CtapCommand.MAKE_CREDENTIAL,
         ctap_params=MappingProxyType(params),
         resident_key=resident_key,
-        cred_props=extensions.get("credProps") is True,
         attestation=(parsed.attestation or AttestationConveyancePreference.NONE).value,
+        user_verification=user_verification,
+        registration_extensions=extensions,
     )
 
 
@@ -156,11 +208,11 @@ def prepare_get_assertion(options: str | Mapping[str, Any], origin: str) -> Prep
         CollectedClientData.TYPE.GET.value, parsed.challenge, normalized, cross_origin=False
     )
     allow = _descriptors(parsed.allow_credentials)
+    allow_ids = tuple(d["id"] for d in allow)
+    extensions = parse_authentication_extensions(parsed.extensions, allow_ids)
     params: dict[int, Any] = {1: rp_id, 2: client_data.hash}
     if allow:
         params[3] = allow
-    if _uv_wanted(parsed.user_verification):
-        params[5] = {"uv": True}
     return PreparedRequest(
         kind="get",
         rp_id=rp_id,
@@ -168,5 +220,7 @@ def prepare_get_assertion(options: str | Mapping[str, Any], origin: str) -> Prep
         client_data=client_data,
         command=CtapCommand.GET_ASSERTION,
         ctap_params=MappingProxyType(params),
-        allow_credentials=tuple(d["id"] for d in allow),
+        allow_credentials=allow_ids,
+        user_verification=_uv_requirement(parsed.user_verification),
+        authentication_extensions=extensions,
     )

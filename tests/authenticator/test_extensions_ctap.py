@@ -61,8 +61,8 @@ async def test_prf_two_roles_eval_and_eval_by_credential() -> None:
     a_one = expected_prf(phone.store, a_id, b"one")
     assert alice.client_outputs == {"prf": {"enabled": True, "results": {"first": a_one}}}
     assert bob.client_outputs == {"prf": {"enabled": True}}
-    # PRF outputs are unsigned; the signed extension is the desktop's default credProtect.
-    assert alice.response.auth_data.extensions == {"credProtect": 2}
+    # PRF outputs are unsigned, and a phone that cannot verify gets no default credProtect.
+    assert alice.response.auth_data.extensions is None
 
     asked = {
         "prf": {

@@ -24,7 +24,7 @@ from fido2.webauthn import (
 import hybrid.authenticator
 from hybrid.authenticator import ApprovalRequest, SoftwareAuthenticator, approve_all
 from hybrid.ctap import CtapStatus, decode_cbor_map
-from hybrid.errors import CtapStatusError
+from hybrid.errors import UserVerificationUnavailable
 from hybrid.webauthn import (
     finish_get_assertion,
     finish_make_credential,
@@ -157,6 +157,7 @@ async def test_relying_party_not_asking_for_uv_works_with_a_phone_that_cannot_ve
 
 
 async def test_relying_party_requiring_uv_is_refused_by_a_phone_that_cannot_verify() -> None:
-    with pytest.raises(CtapStatusError) as refused:
+    """The desktop reads the phone's getInfo and sends nothing; the phone would answer 0x2B."""
+    with pytest.raises(UserVerificationUnavailable) as refused:
         await ceremony(SoftwareAuthenticator(approve=approve_all), REQUIRED)
-    assert refused.value.status == CtapStatus.UNSUPPORTED_OPTION
+    assert refused.value.feature == "uv"

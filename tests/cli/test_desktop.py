@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 import io
 import json
 import subprocess
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 from fido2.server import Fido2Server
+from fido2.utils import websafe_encode
 from fido2.webauthn import PublicKeyCredentialRpEntity
 
 from hybrid.authenticator import SoftwareAuthenticator, answer_qr, approve_all
@@ -21,7 +24,7 @@ from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ble.bumble_backend import BumbleScannerBackend
 from hybrid.ble.bumble_radio import VirtualRadio
 from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_USAGE
-from hybrid.cli.desktop import TerminalUI, build_parser, run
+from hybrid.cli.desktop import TerminalUI, build_parser, generated_options, run
 from hybrid.desktop import HybridClient
 from hybrid.errors import TunnelError
 from hybrid.qr import decode_qr_image
@@ -66,6 +69,8 @@ def test_bluetooth_unavailable_exits_3_without_showing_a_code(tmp_path: Path) ->
         ),
         (["--options", "-"], '{"rpId": "example.com"}'),
         (["--timeout", "soon"], ""),
+        (["--prf", "a", "--prf", "b", "--prf", "c"], ""),
+        (["--prf", "\udcff"], ""),  # a byte that is not UTF-8 in argv
     ],
 )
 def test_usage_errors_exit_2(args: list[str], stdin: str, tmp_path: Path) -> None:
@@ -99,6 +104,20 @@ async def run_on_radio(
         scanner_kwargs={"radio": radio},
     )
     return code, out.getvalue(), err.getvalue()
+
+
+async def _run_in_process(
+    args: argparse.Namespace,
+    options: Any,
+    scan: Callable[[str], None],
+    radio: VirtualRadio,
+    answered: list[asyncio.Task[object]],
+) -> tuple[dict[str, Any], str]:
+    """One successful `run` over the virtual radio: the credential JSON (stdout) and stderr."""
+    code, out, err = await run_on_radio(args, {"publicKey": options}, radio, scan)
+    assert code == EXIT_OK
+    await answered[-1]
+    return json.loads(out), err
 
 
 async def test_register_and_sign_in_scanning_the_png(
@@ -208,3 +227,41 @@ async def test_plain_ws_to_another_host_is_a_warning_status(
     await asyncio.gather(*tasks, return_exceptions=True)
     connecting = [s.message for s in statuses if s.stage is Stage.CONNECTING]
     assert connecting == [plaintext_warning("ws://tunnel.invalid:9"), "Connecting to the phone"]
+
+
+async def test_prf_inputs_and_printed_outputs(
+    local_server: TunnelServer, radio: VirtualRadio, advertiser: BumbleAdvertiser
+) -> None:
+    """`--prf` twice: both outputs printed, equal to the phone's HMAC computed here."""
+    phone = SoftwareAuthenticator(approve=approve_all)
+    tasks: list[asyncio.Task[object]] = []
+
+    def scan(url: str) -> None:
+        tasks.append(asyncio.create_task(answer_qr(url, phone, advertiser, local_server.url)))
+
+    outputs = []
+    for flags in (["--register", "--prf", "pässword"], ["--prf", "pässword", "--prf", "two"]):
+        args = build_parser().parse_args([*flags, "--tunnel-url", local_server.url, "--json"])
+        credential, err = await _run_in_process(args, generated_options(args), scan, radio, tasks)
+        outputs.append((credential, err.splitlines()))
+    (stored,) = phone.store.for_rp("example.com", None)
+    assert stored.prf_secret is not None
+
+    def expected(text: str) -> str:
+        salt = hashlib.sha256(b"WebAuthn PRF\x00" + text.encode()).digest()
+        return websafe_encode(hmac.new(stored.prf_secret or b"", salt, hashlib.sha256).digest())
+
+    (registered, register_lines), (signed_in, sign_in_lines) = outputs
+    assert registered["clientExtensionResults"]["prf"] == {
+        "enabled": True,
+        "results": {"first": expected("pässword")},
+    }
+    assert f"PRF first: {expected('pässword')}" in register_lines
+    assert signed_in["clientExtensionResults"]["prf"]["results"] == {
+        "first": expected("pässword"),
+        "second": expected("two"),
+    }
+    assert sign_in_lines[-2:] == [
+        f"PRF first: {expected('pässword')}",
+        f"PRF second: {expected('two')}",
+    ]

@@ -8,7 +8,8 @@ from hybrid.authenticator import Approver, SoftwareAuthenticator, approve_all
 def verifying_phone(approve: Approver = approve_all) -> SoftwareAuthenticator:
     """A phone whose approval is its screen-lock check (verifies_user=True), like a real one.
 
-    The desktop asks for user verification by default ("preferred"), so these tests need a
-    phone that offers it; `approve` stands in for the user at the phone.
+    Its getInfo has `uv`, so the desktop sends `uv` and Chromium's credProtect default as it
+    would to a real phone; `tests/e2e/test_extensions.py` also runs the default phone, which
+    offers no verification. `approve` stands in for the user at the phone.
     """
     return SoftwareAuthenticator(approve=approve, verifies_user=True)

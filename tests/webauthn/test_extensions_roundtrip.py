@@ -30,7 +30,12 @@ from hybrid.webauthn.extensions import (
 )
 
 OUR_PHONE = Info.from_dict(
-    {1: ["FIDO_2_0", "FIDO_2_1"], 2: list(phone.SUPPORTED_EXTENSIONS), 3: bytes(16)}
+    {
+        1: ["FIDO_2_0", "FIDO_2_1"],
+        2: list(phone.SUPPORTED_EXTENSIONS),
+        3: bytes(16),
+        4: {"uv": True},
+    }
 )
 CRED_A = b"\x01" * 16
 B64 = websafe_encode
@@ -55,7 +60,9 @@ def test_register_then_sign_in_with_prf_and_a_large_blob() -> None:
         "largeBlob": {"support": "required"},
     }
     parsed = reg(create_json, uv="required")
-    request = registration_ctap_extensions(parsed, OUR_PHONE, resident_key=True)
+    request = registration_ctap_extensions(
+        parsed, OUR_PHONE, resident_key=True, user_verification=True
+    )
     on_phone = phone.parse_make_credential_extensions(_over_the_wire(request, 6))
     secret = phone.new_prf_secret()
     registered = phone.register(on_phone, secret)
@@ -180,7 +187,9 @@ def test_wiring_from_parsed_site_options_as_prepare_will_do_it() -> None:
         user_verification=selection.user_verification,
     )
     assert parsed.cred_props and parsed.cred_protect == 3  # Chromium's default for this case
-    ctap = registration_ctap_extensions(parsed, OUR_PHONE, resident_key=True)
+    ctap = registration_ctap_extensions(
+        parsed, OUR_PHONE, resident_key=True, user_verification=True
+    )
     assert ctap == {"prf": {"eval": {"first": prf_salt(b"k")}}, "credProtect": 3}
 
     request = parse_request_options(
