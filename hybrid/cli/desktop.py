@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import secrets
@@ -21,6 +20,7 @@ from hybrid.cli.common import (
     positive_seconds,
     run_main,
 )
+from hybrid.cli.pin import terminal_pin
 from hybrid.desktop import TRANSPORTS, HybridClient
 from hybrid.errors import CtapStatusError
 from hybrid.qr.render import render_terminal, write_png, write_svg
@@ -98,12 +98,8 @@ def add_transport_options(parser: argparse.ArgumentParser) -> None:
 
 def key_options(args: argparse.Namespace, err: TextIO) -> dict[str, Any]:
     """`HybridClient` arguments for `--transport` and the PIN prompt (on the terminal)."""
-
-    def ask_pin() -> str | None:  # runs on the key's own thread, never on the event loop
-        return getpass.getpass("Security key PIN: ", stream=err) or None
-
     transports = (args.transport,) if args.transport else TRANSPORTS
-    return {"transports": transports, "on_pin": ask_pin}
+    return {"transports": transports, "on_pin": terminal_pin(err)}
 
 
 def generated_options(args: argparse.Namespace) -> dict[str, Any]:

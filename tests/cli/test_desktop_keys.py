@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,11 @@ from fido2.webauthn import (
 from hybrid.authenticator import SoftwareSecurityKey
 from hybrid.cli.common import EXIT_BLUETOOTH, EXIT_OK, EXIT_TIMEOUT, run_main
 from hybrid.cli.desktop import EXIT_REFUSED, build_parser, run
+from hybrid.cli.pin import terminal_pin
+from hybrid.desktop import HybridClient
 from hybrid.errors import CtapStatusError
-from tests.e2e.keys import UsbPort
+from hybrid.status import Stage
+from tests.e2e.keys import Person, UsbPort, ceremony_threads
 
 ALICE = PublicKeyCredentialUserEntity(id=b"alice", name="alice", display_name="Alice")
 REQUIRED = UserVerificationRequirement.REQUIRED
@@ -97,3 +102,38 @@ def test_key_without_a_passkey_exits_5(capsys: pytest.CaptureFixture[str]) -> No
         code = run_main(ceremony, verbose=False, own=(CtapStatusError,))
     assert code == EXIT_REFUSED and out.getvalue() == ""
     assert "This security key has no passkey for example.com" in capsys.readouterr().err
+
+
+async def test_cancel_at_the_pin_prompt_does_not_wait_for_enter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    enter = threading.Event()
+
+    def nobody_types(prompt: str, stream: object = None) -> str:
+        enter.wait(10)
+        return "2468"
+
+    monkeypatch.setattr("getpass.getpass", nobody_types)
+    rp = Fido2Server(PublicKeyCredentialRpEntity(id="example.com", name="Example"))
+    options, _ = rp.register_begin(ALICE, user_verification=REQUIRED)
+    person = Person()
+    try:
+        with SoftwareSecurityKey.with_store(pin="2468", touch=person.touch) as key:
+            client = HybridClient(
+                "https://example.com",
+                on_status=person,
+                transports=("usb",),
+                security_keys=UsbPort(key),
+                on_pin=terminal_pin(io.StringIO()),
+            )
+            ceremony = asyncio.create_task(
+                client.make_credential(dict(options["publicKey"]), print)
+            )
+            while not person.of(Stage.ENTER_PIN):
+                await asyncio.sleep(0.02)
+            ceremony.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(ceremony, 5)
+            assert ceremony_threads() == []  # the key's thread is joined; only the prompt waits
+    finally:
+        enter.set()
