@@ -194,7 +194,7 @@ class KeyCeremony(UserInteraction):
             if isinstance(options, PublicKeyCredentialCreationOptions):
                 registration = client.make_credential(options, event=self._cancel)
                 return key_registration_json(prepared, registration)
-            return key_assertion_json(client.get_assertion(options, event=self._cancel))
+            return key_assertion_json(prepared, client.get_assertion(options, event=self._cancel))
         except PinRequiredError as exc:
             raise SecurityKeyError(
                 f"This security key ({self.name}) needs its PIN: sign in again and enter the "

@@ -1,29 +1,36 @@
 """python-fido2 `Fido2Client` results (from a USB security key) as the phone path's JSON.
 
-The site gets the same `RegistrationResponseJSON` / `AuthenticationResponseJSON` shape whichever
-authenticator answered; `response.transports` (["usb"]) says it was a key. As on the phone path,
-"none" attestation conveyance replaces the key's attestation statement with `fmt: "none"`, so
-no device-identifying certificate reaches the site.
+The key's CTAP2 reply goes through the very `finish_*` functions the phone's reply goes
+through (same checks: RP ID hash, allow list, "none" attestation conveyance; same shape), then
+two things differ: `response.transports` is ["usb"], and the client extension results are
+the ones python-fido2 computed (it ran hmac-secret, largeBlob, credProps... with the key).
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from fido2 import cbor
 from fido2.client import AssertionSelection
-from fido2.utils import websafe_encode
-from fido2.webauthn import (
-    AttestationObject,
-    AuthenticatorAttachment,
-    AuthenticatorAttestationResponse,
-    RegistrationResponse,
-)
+from fido2.webauthn import AuthenticationExtensionsClientOutputs, RegistrationResponse
 
-from hybrid.webauthn.finish import _plain_json, _spki
+from hybrid.ctap import CtapStatus
+from hybrid.webauthn.finish import _plain_json, finish_get_assertion, finish_make_credential
 from hybrid.webauthn.prepare import PreparedRequest
 
 #: What a USB security key is, from the site's point of view.
 USB_TRANSPORTS: Final = ("usb",)
+
+
+def _reply(body: dict[int, Any]) -> bytes:
+    """`status ‖ CBOR`, the form a CTAP2 reply has on the wire."""
+    return bytes([CtapStatus.SUCCESS]) + cbor.encode(
+        {k: v for k, v in body.items() if v is not None}
+    )
+
+
+def _extensions(outputs: AuthenticationExtensionsClientOutputs) -> dict[str, Any]:
+    return _plain_json(dict(outputs))
 
 
 def key_registration_json(
@@ -31,37 +38,30 @@ def key_registration_json(
 ) -> dict[str, Any]:
     """`RegistrationResponseJSON` for a key's `Fido2Client.make_credential` result."""
     attestation = registration.response.attestation_object
-    auth_data = attestation.auth_data
-    credential = auth_data.credential_data
-    if credential is None:  # Fido2Client checked it; keep mypy and readers sure
-        raise ValueError("a registration without attested credential data")
-    if prepared.attestation == "none":
-        attestation = AttestationObject.create("none", auth_data, {})
-    response = RegistrationResponse(
-        raw_id=credential.credential_id,
-        response=AuthenticatorAttestationResponse(
-            client_data=prepared.client_data, attestation_object=attestation
-        ),
-        authenticator_attachment=AuthenticatorAttachment.CROSS_PLATFORM,
-        client_extension_results=registration.client_extension_results,
-    )
-    result = _plain_json(dict(response))
-    details: dict[str, Any] = {
-        "transports": list(USB_TRANSPORTS),
-        "authenticatorData": websafe_encode(auth_data),
-        "publicKeyAlgorithm": credential.public_key.get(3),
-    }
-    spki = _spki(credential.public_key)
-    if spki is not None:
-        details["publicKey"] = websafe_encode(spki)
-    result["response"].update(details)
+    reply = _reply({1: attestation.fmt, 2: bytes(attestation.auth_data), 3: attestation.att_stmt})
+    result = finish_make_credential(prepared, reply)
+    result["response"]["transports"] = list(USB_TRANSPORTS)
+    result["clientExtensionResults"] = _extensions(registration.client_extension_results)
     return result
 
 
-def key_assertion_json(selection: AssertionSelection) -> dict[str, Any]:
+def key_assertion_json(prepared: PreparedRequest, selection: AssertionSelection) -> dict[str, Any]:
     """`AuthenticationResponseJSON` for a key's `Fido2Client.get_assertion` result.
 
     When a key holds several discoverable passkeys for the site it returns them all; the first
     (the key's most recent) is used, as the phone path uses the one the phone picked.
     """
-    return _plain_json(dict(selection.get_response(0)))
+    assertion = selection.get_assertions()[0]
+    reply = _reply(
+        {
+            1: dict(assertion.credential) if assertion.credential else None,
+            2: bytes(assertion.auth_data),
+            3: assertion.signature,
+            4: dict(assertion.user) if assertion.user else None,
+        }
+    )
+    result = finish_get_assertion(prepared, reply)
+    result["clientExtensionResults"] = _extensions(
+        selection.get_response(0).client_extension_results
+    )
+    return result

@@ -17,7 +17,8 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import SoftwareSecurityKey
+from hybrid.authenticator import CredentialStore, SoftwareSecurityKey, StoreCredentialCore
+from hybrid.authenticator.extensions import CredProtect
 from hybrid.ctap import CtapStatus
 from hybrid.desktop import HybridClient
 from hybrid.errors import (
@@ -223,3 +224,28 @@ def test_unknown_transport_is_refused() -> None:
         HybridClient(ORIGIN, transports=("nfc",))
     with pytest.raises(ValueError, match="transports"):
         HybridClient(ORIGIN, transports=())
+
+
+async def test_extensions_are_processed_by_python_fido2_for_keys(
+    person: Person, server: Fido2Server
+) -> None:
+    store = CredentialStore()
+    options, state = server.register_begin(
+        USER,
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+        user_verification=DISCOURAGED,
+        extensions={
+            "credProps": True,
+            "credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList",
+            "prf": {},
+        },
+    )
+    with SoftwareSecurityKey(StoreCredentialCore(store), touch=person.touch) as key:
+        credential = await key_client(key, person).make_credential(
+            dict(options["publicKey"]), no_qr
+        )
+    server.register_complete(state, credential)
+    # credProps from Fido2Client; no prf: this key has no hmac-secret and does not list it.
+    assert credential["clientExtensionResults"] == {"credProps": {"rk": True}}
+    (stored,) = store.for_rp(RP_ID)
+    assert stored.cred_protect is CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST
