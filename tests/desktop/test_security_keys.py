@@ -23,6 +23,7 @@ from hybrid.ctap import CtapStatus
 from hybrid.desktop import HybridClient
 from hybrid.errors import (
     CeremonyTimeout,
+    CredentialExcluded,
     CtapStatusError,
     NoCredentials,
     SecurityKeyError,
@@ -249,3 +250,15 @@ async def test_extensions_are_processed_by_python_fido2_for_keys(
     assert credential["clientExtensionResults"] == {"credProps": {"rk": True}}
     (stored,) = store.for_rp(RP_ID)
     assert stored.cred_protect is CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST
+
+
+async def test_key_already_registered_is_dropped_as_excluded(
+    key: SoftwareSecurityKey, person: Person, server: Fido2Server
+) -> None:
+    client = key_client(key, person)
+    credential = await register(client, server)
+    options, _ = server.register_begin(USER, [credential], user_verification=DISCOURAGED)
+    with pytest.raises(CredentialExcluded) as caught:
+        await client.make_credential(dict(options["publicKey"]), no_qr)
+    assert caught.value.status == CtapStatus.CREDENTIAL_EXCLUDED
+    assert [s.error for s in person.of(Stage.KEY_SKIPPED)] == [caught.value]

@@ -147,3 +147,23 @@ async def test_bluetooth_off_and_no_key_fails_at_once(
     with pytest.raises(BluetoothUnavailable) as caught:
         await asyncio.wait_for(client.get_assertion(dict(options["publicKey"]), print), 5)
     assert caught.value.reason is BluetoothReason.POWERED_OFF
+
+
+async def test_caller_cancelling_closes_the_phone_path_and_stops_the_key(
+    make_client: ClientFactory,
+    relying_party: Fido2Server,
+    key: SoftwareSecurityKey,
+    person: Person,
+) -> None:
+    shown = asyncio.Event()
+    client = make_client(on_status=person, security_keys=UsbPort(key))
+    options, _ = relying_party.register_begin(USER, user_verification=DISCOURAGED)
+    ceremony = asyncio.create_task(
+        client.make_credential(dict(options["publicKey"]), lambda url: shown.set())
+    )
+    await asyncio.wait_for(asyncio.gather(shown.wait(), person.seen.wait()), 10)
+    ceremony.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await ceremony
+    assert ceremony_threads() == [] and path_tasks() == []
+    assert await key_idle(key)
