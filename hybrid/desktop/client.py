@@ -176,6 +176,8 @@ class HybridClient:
                     looking.cancel()
                     await asyncio.gather(looking, return_exceptions=True)
                 await race.aclose()
+                if finder is not None:
+                    finder.close()
         answered = "phone" if race.winner == PHONE_PATH else "security key"
         await self._status(Stage.DONE, f"The {answered} answered")
         return result

@@ -208,8 +208,6 @@ class KeyCeremony(UserInteraction):
             raise self._status_error(exc.code) from exc
         except OSError as exc:
             raise self._removed() from exc
-        finally:
-            self._device.close()
 
     def _removed(self) -> SecurityKeyError:
         return SecurityKeyError(
@@ -306,8 +304,18 @@ async def key_path(
     return await in_thread(ceremony.run, cancel, f"hybrid-security-key {device_id(device)}")
 
 
+def _close(device: CtapDevice) -> None:
+    try:
+        device.close()
+    except OSError as exc:  # already gone with the key
+        log.debug("closing a security key failed: %s", exc)
+
+
 class KeyFinder:
-    """Looks for keys when a ceremony starts and about every second; new ones join it."""
+    """Looks for keys when a ceremony starts and about every second; new ones join it.
+
+    It owns the devices it found: each is closed once, by `forget` or `close`.
+    """
 
     def __init__(self, list_keys: ListKeys | None, start: Callable[[str, CtapDevice], None]):
         self._list_keys = list_keys
@@ -315,8 +323,16 @@ class KeyFinder:
         self._seen: dict[str, CtapDevice] = {}
 
     def forget(self, ident: str) -> None:
-        """A key pulled out may come back: offer it again when it is listed."""
-        self._seen.pop(ident, None)
+        """A key pulled out may come back: close it, and offer it again when it is listed."""
+        device = self._seen.pop(ident, None)
+        if device is not None:
+            _close(device)
+
+    def close(self) -> None:
+        """Close every key this ceremony opened (once their threads have ended)."""
+        for device in self._seen.values():
+            _close(device)
+        self._seen.clear()
 
     async def poll(self) -> None:
         devices = await in_thread(self._list, threading.Event(), "hybrid-key-discovery")
@@ -325,7 +341,7 @@ class KeyFinder:
             known = self._seen.get(ident)
             if known is not None:
                 if known is not device:
-                    device.close()  # a second handle on a key already offered (or dropped)
+                    _close(device)  # a second handle on a key already offered (or dropped)
                 continue
             self._seen[ident] = device
             self._start(ident, device)

@@ -64,7 +64,7 @@ def key_client(key: SoftwareSecurityKey, person: Person, **kwargs: Any) -> Hybri
         on_status=person,
         timeout=kwargs.pop("timeout", 20.0),
         transports=("usb",),
-        security_keys=UsbPort(key),
+        security_keys=kwargs.pop("security_keys", UsbPort(key)),
         **kwargs,
     )
 
@@ -86,7 +86,8 @@ async def register(
 async def test_key_registers_and_signs_in(
     key: SoftwareSecurityKey, person: Person, server: Fido2Server
 ) -> None:
-    client = key_client(key, person)
+    port = UsbPort(key)
+    client = key_client(key, person, security_keys=port)
     credential = await register(client, server)
     for allow in ([], [credential]):  # discoverable, then with an allow list
         options, state = server.authenticate_begin(allow, user_verification=DISCOURAGED)
@@ -96,6 +97,7 @@ async def test_key_registers_and_signs_in(
     assert person.stages().count(Stage.TOUCH_KEY) == 3
     assert person.of(Stage.DONE)[-1].message == "The security key answered"
     assert ceremony_threads() == []
+    assert len(port.connections) >= 3 and port.all_closed()
 
 
 async def test_key_without_a_passkey_is_dropped_with_its_reason(

@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fido2.ctap import CtapDevice
+from fido2.hid import CtapHidDevice
 
 from hybrid.authenticator import SoftwareSecurityKey
+from hybrid.authenticator.security_key_hid import VirtualHidConnection
 from hybrid.status import Stage, Status
 
 #: Threads the ceremony starts; none may be alive once it has ended.
@@ -23,9 +25,18 @@ class UsbPort:
 
     def __init__(self, key: SoftwareSecurityKey) -> None:
         self.key = key
+        self.connections: list[VirtualHidConnection] = []
 
     def __call__(self) -> list[CtapDevice]:
-        return [self.key.open_device()] if self.key.hid.plugged_in else []
+        if not self.key.hid.plugged_in:
+            return []
+        connection = self.key.connect()
+        self.connections.append(connection)
+        return [CtapHidDevice(self.key.descriptor, connection)]
+
+    def all_closed(self) -> bool:
+        """Whether the ceremony closed every handle it was given."""
+        return all(connection.closed for connection in self.connections)
 
 
 @dataclass
