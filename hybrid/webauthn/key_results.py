@@ -8,6 +8,7 @@ the ones python-fido2 computed (it ran hmac-secret, largeBlob, credProps... with
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 from fido2 import cbor
@@ -15,7 +16,7 @@ from fido2.client import AssertionSelection
 from fido2.webauthn import AuthenticationExtensionsClientOutputs, RegistrationResponse
 
 from hybrid.ctap import CtapStatus
-from hybrid.webauthn.finish import _plain_json, finish_get_assertion, finish_make_credential
+from hybrid.webauthn.finish import finish_get_assertion, finish_make_credential
 from hybrid.webauthn.prepare import PreparedRequest
 
 #: What a USB security key is, from the site's point of view.
@@ -30,7 +31,9 @@ def _reply(body: dict[int, Any]) -> bytes:
 
 
 def _extensions(outputs: AuthenticationExtensionsClientOutputs) -> dict[str, Any]:
-    return _plain_json(dict(outputs))
+    """fido2's outputs (bytes inside) as the JSON a browser sends: base64url strings."""
+    result: dict[str, Any] = json.loads(json.dumps(dict(outputs)))
+    return result
 
 
 def key_registration_json(
