@@ -144,9 +144,10 @@ class HybridClient:
         finder: KeyFinder | None = None
 
         async def dropped(name: str, error: HybridError) -> None:
-            if name == PHONE_PATH:
-                also = ": use a security key instead" if keys else ""
-                await self._status(Stage.PHONE_UNAVAILABLE, f"{error}{also}", error)
+            if name == PHONE_PATH:  # phone only: its error ends the ceremony, no status first
+                if keys is not None:
+                    message = f"{error} Meanwhile, use a security key."
+                    await self._status(Stage.PHONE_UNAVAILABLE, message, error)
                 return
             if isinstance(error, SecurityKeyError) and error.reason is SecurityKeyReason.REMOVED:
                 assert finder is not None
