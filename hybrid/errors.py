@@ -266,6 +266,7 @@ class SecurityKeyReason(enum.Enum):
 
     PIN_REQUIRED = "pin_required"  # the key needs its PIN and none was given
     REMOVED = "removed"  # the key was pulled out (or stopped answering) mid-ceremony
+    DISTURBED = "disturbed"  # another handle on the key talked to it mid-ceremony (hidraw)
     UV_NOT_CONFIGURED = "uv_not_configured"  # the site requires UV; the key has no PIN set
     UNSUPPORTED = "unsupported"  # the key cannot do what the site asks (algorithm, rk, ...)
     OTHER = "other"

@@ -117,6 +117,7 @@ class SoftwareSecurityKey:
         self.client_pin = ClientPinAuthenticator(pin)
         self.descriptor = descriptor or hid_descriptor()
         self.hid = VirtualCtapHid(self)
+        self._listed: tuple[CtapHidDevice, VirtualHidConnection] | None = None
 
     @classmethod
     def with_store(
@@ -151,6 +152,21 @@ class SoftwareSecurityKey:
     def open_device(self) -> CtapHidDevice:
         """python-fido2's real CTAPHID host on a fresh connection (it sends INIT)."""
         return CtapHidDevice(self.descriptor, self.connect())
+
+    def plugged_devices(self) -> list[CtapHidDevice]:
+        """What HID discovery lists for this key, for `HybridClient(security_keys=...)`.
+
+        One handle while plugged in, the same until someone closes it: a second handle would
+        disturb the first, because (as with hidraw) every handle sees every report and
+        python-fido2 fails on a report for another channel. None while unplugged.
+        """
+        if not self.hid.plugged_in:
+            return []
+        listed = self._listed
+        if listed is None or listed[1].closed or listed[1] not in self.hid.connections:
+            connection = self.connect()
+            listed = self._listed = (CtapHidDevice(self.descriptor, connection), connection)
+        return [listed[0]]
 
     def unplug(self) -> None:
         """Pull the key out mid-whatever: every read and write now fails with OSError."""

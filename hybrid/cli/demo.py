@@ -105,7 +105,7 @@ async def _key_steps(
             origin=ORIGIN,
             on_status=printer.desktop_status,
             timeout=60.0,
-            security_keys=lambda: [key.open_device()],
+            security_keys=key.plugged_devices,
             **client_kwargs,
         )
         options, state = relying_party.register_begin(

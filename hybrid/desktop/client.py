@@ -17,10 +17,10 @@ from bleak.backends.scanner import BaseBleakScanner
 
 from hybrid.ble.scanner import CableScanner, check_bluetooth
 from hybrid.callbacks import call_maybe_async
-from hybrid.desktop.race import Race
+from hybrid.desktop.race import Race, may_come_back
 from hybrid.desktop.security_keys import KeyFinder, KeyRequest, ListKeys, OnPin, key_path
 from hybrid.desktop.session import HybridSession
-from hybrid.errors import HybridError, SecurityKeyError, SecurityKeyReason
+from hybrid.errors import HybridError
 from hybrid.protocol import (
     Eid,
     LinkingInfo,
@@ -149,7 +149,7 @@ class HybridClient:
                     message = f"{error} Meanwhile, use a security key."
                     await self._status(Stage.PHONE_UNAVAILABLE, message, error)
                 return
-            if isinstance(error, SecurityKeyError) and error.reason is SecurityKeyReason.REMOVED:
+            if may_come_back(error):
                 assert finder is not None
                 finder.forget(name)
             await self._status(Stage.KEY_SKIPPED, str(error), error)

@@ -68,9 +68,13 @@ async def in_thread(work: Callable[[], T], cancel: threading.Event, name: str) -
     return done.result()
 
 
+def may_come_back(error: HybridError) -> bool:
+    """Whether a dropped key may be offered again (plugged back in): not "tried" yet."""
+    return isinstance(error, SecurityKeyError) and error.reason is SecurityKeyReason.REMOVED
+
+
 def _final(error: HybridError) -> bool:
-    """Whether a dropped path counts as "tried": a pulled-out key may come back."""
-    return not (isinstance(error, SecurityKeyError) and error.reason is SecurityKeyReason.REMOVED)
+    return not may_come_back(error)
 
 
 class Race(Generic[T]):

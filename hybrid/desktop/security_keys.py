@@ -27,7 +27,7 @@ from fido2.client import (
 from fido2.ctap import CtapDevice, CtapError
 from fido2.ctap2.base import Info
 from fido2.ctap2.pin import ClientPin
-from fido2.hid import CtapHidDevice, list_descriptors, open_connection
+from fido2.hid import ConnectionFailure, CtapHidDevice, list_descriptors, open_connection
 from fido2.webauthn import (
     AuthenticatorSelectionCriteria,
     CollectedClientData,
@@ -208,6 +208,13 @@ class KeyCeremony(UserInteraction):
             raise self._status_error(exc.code) from exc
         except OSError as exc:
             raise self._removed() from exc
+        except ConnectionFailure as exc:  # a report for another channel: a second handle
+            raise SecurityKeyError(
+                f"Another handle on the security key ({self.name}) talked to it at the same "
+                "time: close other programs using it and try again.",
+                reason=SecurityKeyReason.DISTURBED,
+                device=self.name,
+            ) from exc
 
     def _removed(self) -> SecurityKeyError:
         return SecurityKeyError(

@@ -264,3 +264,17 @@ async def test_key_already_registered_is_dropped_as_excluded(
         await client.make_credential(dict(options["publicKey"]), no_qr)
     assert caught.value.status == CtapStatus.CREDENTIAL_EXCLUDED
     assert [s.error for s in person.of(Stage.KEY_SKIPPED)] == [caught.value]
+
+
+async def test_a_second_handle_disturbing_the_key_is_named(server: Fido2Server) -> None:
+    """A naive `security_keys` opening a fresh handle every second: the new handle's INIT
+    reply reaches the handle in use too (as with hidraw) and python-fido2 gives up on it.
+    That is a `SecurityKeyError(DISTURBED)`, never a crash or a hang."""
+    person = Person(touches=False)
+    options, _ = server.register_begin(USER, user_verification=DISCOURAGED)
+    with SoftwareSecurityKey.with_store(touch=person.touch) as key:
+        client = key_client(key, person, security_keys=lambda: [key.open_device()])
+        with pytest.raises(SecurityKeyError) as caught:
+            await client.make_credential(dict(options["publicKey"]), no_qr)
+    assert caught.value.reason is SecurityKeyReason.DISTURBED
+    assert ceremony_threads() == []

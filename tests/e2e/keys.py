@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from fido2.ctap import CtapDevice
-from fido2.hid import CtapHidDevice
 
 from hybrid.authenticator import SoftwareSecurityKey
 from hybrid.authenticator.security_key_hid import VirtualHidConnection
@@ -21,18 +20,18 @@ CEREMONY_THREADS = ("hybrid-security-key", "hybrid-key-discovery")
 
 class UsbPort:
     """`security_keys` for `HybridClient`: the key while it is plugged in (python-fido2's real
-    `CtapHidDevice` on a fresh connection, as HID discovery gives)."""
+    `CtapHidDevice`), noting every handle so a test can check they were all closed."""
 
     def __init__(self, key: SoftwareSecurityKey) -> None:
         self.key = key
         self.connections: list[VirtualHidConnection] = []
 
     def __call__(self) -> list[CtapDevice]:
-        if not self.key.hid.plugged_in:
-            return []
-        connection = self.key.connect()
-        self.connections.append(connection)
-        return [CtapHidDevice(self.key.descriptor, connection)]
+        devices = self.key.plugged_devices()
+        for connection in self.key.hid.connections:
+            if connection not in self.connections:
+                self.connections.append(connection)
+        return list(devices)
 
     def all_closed(self) -> bool:
         """Whether the ceremony closed every handle it was given."""
