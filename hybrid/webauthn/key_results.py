@@ -31,8 +31,15 @@ def _reply(body: dict[int, Any]) -> bytes:
 
 
 def _extensions(outputs: AuthenticationExtensionsClientOutputs) -> dict[str, Any]:
-    """fido2's outputs (bytes inside) as the JSON a browser sends: base64url strings."""
+    """fido2's outputs (bytes inside) as the JSON a browser sends: base64url strings.
+
+    python-fido2 2.2 reports an empty `prf.results.second` when only `first` was asked;
+    browsers leave it out, and so do we.
+    """
     result: dict[str, Any] = json.loads(json.dumps(dict(outputs)))
+    results = result.get("prf", {}).get("results")
+    if isinstance(results, dict) and not results.get("second"):
+        results.pop("second", None)
     return result
 
 

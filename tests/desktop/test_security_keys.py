@@ -4,11 +4,13 @@ python-fido2's real `CtapHidDevice` and `Fido2Client` run, and `Fido2Server` che
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fido2.server import Fido2Server
+from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import (
     AttestedCredentialData,
     AuthenticationResponse,
@@ -248,10 +250,56 @@ async def test_extensions_are_processed_by_python_fido2_for_keys(
             dict(options["publicKey"]), no_qr
         )
     server.register_complete(state, credential)
-    # credProps from Fido2Client; no prf: this key has no hmac-secret and does not list it.
-    assert credential["clientExtensionResults"] == {"credProps": {"rk": True}}
+    # credProps and prf (over the key's hmac-secret) from python-fido2's extension processing.
+    assert credential["clientExtensionResults"] == {
+        "credProps": {"rk": True},
+        "prf": {"enabled": True},
+    }
     (stored,) = store.for_rp(RP_ID)
     assert stored.cred_protect is CredProtect.UV_OPTIONAL_WITH_CREDENTIAL_ID_LIST
+
+
+async def test_prf_on_a_key_is_its_hmac_secret(person: Person, server: Fido2Server) -> None:
+    """python-fido2 hashes the PRF inputs, encrypts them under the PIN protocol 2 shared
+    secret and decrypts the key's answer; the result is checked against CTAP 2.1 §12.5
+    computed here from the stored credential secret."""
+    store = CredentialStore()
+    with SoftwareSecurityKey(StoreCredentialCore(store), touch=person.touch) as key:
+        client = key_client(key, person)
+        options, state = server.register_begin(
+            USER,
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=DISCOURAGED,
+            extensions={"prf": {}},
+        )
+        registration = await client.make_credential(dict(options["publicKey"]), no_qr)
+        credential = server.register_complete(state, registration).credential_data
+        assert credential is not None
+
+        async def evaluate(first: bytes, second: bytes | None = None) -> dict[str, Any]:
+            salts = {"first": websafe_encode(first)}
+            if second is not None:
+                salts["second"] = websafe_encode(second)
+            request, state = server.authenticate_begin(
+                user_verification=DISCOURAGED, extensions={"prf": {"eval": salts}}
+            )
+            assertion = await client.get_assertion(dict(request["publicKey"]), no_qr)
+            server.authenticate_complete(state, [credential], assertion)
+            results: dict[str, Any] = assertion["clientExtensionResults"]["prf"]["results"]
+            return results
+
+        one = await evaluate(b"session key", b"other")
+        again = await evaluate(b"session key")
+    (stored,) = store.for_rp(RP_ID)
+    assert stored.prf_secret is not None
+    cred_random = hmac.digest(stored.prf_secret, b"CredRandomWithoutUV", "sha256")
+
+    def expected(value: bytes) -> str:
+        salt = sha256(b"WebAuthn PRF\x00" + value)
+        return websafe_encode(hmac.digest(cred_random, salt, "sha256"))
+
+    assert one == {"first": expected(b"session key"), "second": expected(b"other")}
+    assert again == {"first": expected(b"session key")}
 
 
 async def test_key_already_registered_is_dropped_as_excluded(
