@@ -128,43 +128,47 @@ def status_name(status: int) -> str:
         return "UNKNOWN"
 
 
-def error_for_status(status: int, rp_id: str | None = None) -> CtapStatusError:
-    """Build the `hybrid.errors` exception for a non-zero CTAP status from the phone.
+def error_for_status(
+    status: int, rp_id: str | None = None, *, device: str = "phone"
+) -> CtapStatusError:
+    """Build the `hybrid.errors` exception for a non-zero CTAP status from the authenticator.
 
-    `rp_id` names the site in the message so the user knows which passkey is meant.
+    `rp_id` names the site in the message so the user knows which passkey is meant; `device`
+    ("phone" or "security key") names the authenticator that answered.
     """
     site = shown(rp_id, "this site", limit=MAX_SITE_SHOWN)
+    where = "the phone's password manager" if device == "phone" else "the security key"
     if status == CtapStatus.NO_CREDENTIALS:
         return NoCredentials(
             status,
-            f"This phone has no passkey for {site}: use the phone or account where you "
+            f"This {device} has no passkey for {site}: use the {device} or account where you "
             "created it, or register a new passkey.",
             rp_id=rp_id,
         )
     if status in _CANCELLED:
         return OperationDenied(
             status,
-            "Sign-in was cancelled on the phone: try again and approve it on the phone.",
+            f"Sign-in was cancelled on the {device}: try again and approve it on the {device}.",
             rp_id=rp_id,
         )
     if status == CtapStatus.CREDENTIAL_EXCLUDED:
         return CredentialExcluded(
             status,
-            f"This phone already has a passkey for {site}: sign in with it instead, or remove "
-            "it from the phone's password manager before registering again.",
+            f"This {device} already has a passkey for {site}: sign in with it instead, or "
+            f"remove it from {where} before registering again.",
             rp_id=rp_id,
         )
     if status == CtapStatus.UNSUPPORTED_ALGORITHM:
         return UnsupportedAlgorithm(
             status,
-            f"This phone supports none of the signature algorithms {site} accepts: ask the "
+            f"This {device} supports none of the signature algorithms {site} accepts: ask the "
             "site to allow ES256 (-7), or use another authenticator.",
             rp_id=rp_id,
         )
     return CtapStatusError(
         status,
-        f"The phone answered with CTAP error 0x{status:02X} ({status_name(status)}): try "
-        "again, or use another phone or security key.",
+        f"The {device} answered with CTAP error 0x{status:02X} ({status_name(status)}): "
+        "try again, or use another phone or security key.",
         rp_id=rp_id,
     )
 

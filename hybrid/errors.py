@@ -281,3 +281,34 @@ class CredentialExcluded(CtapStatusError):
 
 class UnsupportedAlgorithm(CtapStatusError):
     """The phone supports none of the site's algorithms (CTAP2_ERR_UNSUPPORTED_ALGORITHM)."""
+
+
+class SecurityKeyReason(enum.Enum):
+    """Why a USB security key was left out of a ceremony (`SecurityKeyError.reason`)."""
+
+    PIN_REQUIRED = "pin_required"  # the key needs its PIN and none was given
+    REMOVED = "removed"  # the key was pulled out (or stopped answering) mid-ceremony
+    DISTURBED = "disturbed"  # another handle on the key talked to it mid-ceremony (hidraw)
+    UV_NOT_CONFIGURED = "uv_not_configured"  # the site requires UV; the key has no PIN set
+    UNSUPPORTED = "unsupported"  # the key cannot do what the site asks (algorithm, rk, ...)
+    OTHER = "other"
+
+
+class SecurityKeyError(HybridError):
+    """A USB security key could not take part; `reason` says why, `ctap_status` the key's code.
+
+    `device` names the key (its product name) when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: SecurityKeyReason = SecurityKeyReason.OTHER,
+        ctap_status: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.ctap_status = ctap_status
+        self.device = device
+        super().__init__(message)

@@ -227,6 +227,11 @@ class ClientPinAuthenticator:
             return self._issue_token(params, Permission(permissions), rp_id)
         raise _fail(CtapStatus.INVALID_SUBCOMMAND, f"subCommand {subcommand} is not supported")
 
+    def shared_secret(self, cose_key: Any) -> bytes:
+        """The protocol 2 shared secret with a platform's key agreement key (COSE), as
+        clientPIN derives it; hmac-secret (CTAP 2.1 §12.5) encrypts its salts under it."""
+        return self._shared_secret({3: cose_key})
+
     def _shared_secret(self, params: dict[Any, Any]) -> bytes:
         peer = _peer_public_key(_field(params, 3, dict, "keyAgreement"))
         z = self._key_agreement.exchange(ec.ECDH(), peer)

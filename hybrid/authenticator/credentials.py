@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -124,11 +124,17 @@ class Passkeys:
         return GetAssertion(request, extensions)
 
     def create(
-        self, make: MakeCredential, *, user_verified: bool, discoverable: bool = True
+        self,
+        make: MakeCredential,
+        *,
+        user_verified: bool,
+        discoverable: bool = True,
+        signed_extensions: Mapping[str, Any] | None = None,
     ) -> dict[int, Any]:
         """Create and store a passkey once presence was confirmed; the response map.
 
-        `discoverable=False` (a key asked without `rk`) makes a credential used by ID alone.
+        `discoverable=False` (a key asked without `rk`) makes a credential used by ID alone;
+        `signed_extensions` are a front's own authenticator-data outputs (the key's hmac-secret).
 
         An excluded credential the request may see (credProtect 3 needs UV) is
         CREDENTIAL_EXCLUDED, checked after presence as CTAP 2.1 §6.1.2 step 7 says.
@@ -160,7 +166,7 @@ class Passkeys:
             ES256.from_cryptography_key(private_key.public_key()),  # type: ignore[no-untyped-call]
         )
         flags = _flags(user_present=True, user_verified=user_verified) | _FLAG.AT
-        signed = registration.authenticator_extensions or None
+        signed = {**registration.authenticator_extensions, **(signed_extensions or {})} or None
         if signed:
             flags |= _FLAG.ED
         auth_data = AuthenticatorData.create(
@@ -192,8 +198,11 @@ class Passkeys:
         user_present: bool,
         user_verified: bool,
         reveal_user: bool,
+        signed_extensions: Callable[[StoredCredential], Mapping[str, Any]] | None = None,
     ) -> dict[int, Any]:
         """Count, save a written large blob, and sign: the getAssertion response map.
+
+        `signed_extensions(credential)` gives a front's own authenticator-data outputs.
 
         `reveal_user` adds the user's name and display name (a discoverable request on a
         front that may show them). Removed meanwhile by another process: NO_CREDENTIALS.
@@ -211,10 +220,13 @@ class Passkeys:
         written = outputs.large_blob_to_store is not None and used.large_blob == (
             outputs.large_blob_to_store
         )
+        signed = dict(signed_extensions(used)) if signed_extensions else None
+        flags = _flags(user_present=user_present, user_verified=user_verified)
         auth_data = AuthenticatorData.create(
             sha256(request.rp_id.encode()),
-            _flags(user_present=user_present, user_verified=user_verified),
+            flags | _FLAG.ED if signed else flags,
             used.sign_count,
+            extensions=signed or None,
         )
         signature = used.private_key.sign(
             auth_data + request.client_data_hash, ec.ECDSA(hashes.SHA256())

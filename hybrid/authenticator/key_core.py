@@ -3,8 +3,8 @@
 Unlike the phone, a key answers `up: false` (python-fido2's silent allow-list pre-flight):
 no touch, no UP flag, only the counter step CTAP 2.1 prescribes for every assertion. It
 makes a non-discoverable credential when `rk` was not asked for, and
-offers credProtect only: keys speak hmac-secret rather than prf, and this one implements
-neither hmac-secret nor largeBlob, so its getInfo does not list them.
+offers credProtect and hmac-secret (keys speak hmac-secret rather than prf; python-fido2 maps
+WebAuthn's prf onto it). It implements no largeBlob, so its getInfo does not list it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ import os
 from typing import TYPE_CHECKING, Any, Final
 
 from hybrid.authenticator.credentials import AAGUID, SUPPORTED_ALGORITHMS, Passkeys
+from hybrid.authenticator.hmac_secret import (
+    HMAC_SECRET,
+    HmacSecretInput,
+    output,
+    wants_hmac_secret,
+)
 from hybrid.authenticator.store import CredentialStore
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
@@ -20,9 +26,10 @@ from hybrid.webauthn.extensions import CRED_PROTECT
 
 if TYPE_CHECKING:
     from hybrid.authenticator.security_key import PresenceCheck
+    from hybrid.authenticator.stored_credential import StoredCredential
 
 #: getInfo key 2 of the software key.
-KEY_EXTENSIONS: Final = (CRED_PROTECT,)
+KEY_EXTENSIONS: Final = (CRED_PROTECT, HMAC_SECRET)
 
 
 class StoreCredentialCore:
@@ -49,7 +56,10 @@ class StoreCredentialCore:
         create = self._passkeys.parse_make_credential(params)
         confirm_presence()
         return self._passkeys.create(
-            create, user_verified=user_verified, discoverable=create.request.resident_key
+            create,
+            user_verified=user_verified,
+            discoverable=create.request.resident_key,
+            signed_extensions={HMAC_SECRET: True} if wants_hmac_secret(params.get(6)) else None,
         )
 
     def get_assertion(
@@ -63,6 +73,13 @@ class StoreCredentialCore:
         present = get.request.user_presence
         if present:
             confirm_presence()
+        given = (params.get(4) or {}).get(HMAC_SECRET)
+
+        def hmac_secret(credential: StoredCredential) -> dict[str, Any]:
+            if not isinstance(given, HmacSecretInput) or credential.prf_secret is None:
+                return {}
+            return {HMAC_SECRET: output(credential.prf_secret, user_verified, given)}
+
         return self._passkeys.sign(
             get,
             matches[0],
@@ -70,4 +87,5 @@ class StoreCredentialCore:
             user_verified=user_verified,
             # CTAP 2.1 §6.2.2: names only to a verified user of a discoverable request.
             reveal_user=user_verified and get.request.allow_ids is None,
+            signed_extensions=hmac_secret if present else None,
         )

@@ -28,6 +28,7 @@ from hybrid.authenticator.client_pin import (
     ClientPinAuthenticator,
     Permission,
 )
+from hybrid.authenticator.hmac_secret import HMAC_SECRET, read_input
 from hybrid.authenticator.key_core import StoreCredentialCore
 from hybrid.authenticator.security_key_hid import (
     MAX_MESSAGE_SIZE,
@@ -57,11 +58,13 @@ class CredentialCore(Protocol):
     """The passkey logic behind the key (`StoreCredentialCore` is the project's own).
 
     `params` is the request's CBOR map with the PIN fields (pinUvAuthParam/Protocol) and the
-    `uv` option already removed: the key has checked them. `user_verified` is True only when a
-    PIN token verified. The core calls `confirm_presence()` before it signs or creates anything
-    (unless a getAssertion says `up: false`, as python-fido2's silent allow-list pre-flight
-    does), sets the UP flag only after it returned and the UV flag only if `user_verified`, and
-    returns the response map or raises `CtapStatusError`. The key advertises `rk: true`, so the
+    `uv` option already removed: the key has checked them (and a getAssertion's hmac-secret
+    input is already an `HmacSecretInput`: saltAuth checked, salts decrypted).
+    `user_verified` is True only when a PIN token verified. The core calls
+    `confirm_presence()` before it signs or creates anything (unless a getAssertion says
+    `up: false`, as python-fido2's silent allow-list pre-flight does), sets the UP flag only
+    after it returned and the UV flag only if `user_verified`, and returns the response map
+    or raises `CtapStatusError`. The key advertises `rk: true`, so the
     core must answer a getAssertion without allowList from its discoverable credentials.
     """
 
@@ -117,6 +120,7 @@ class SoftwareSecurityKey:
         self.client_pin = ClientPinAuthenticator(pin)
         self.descriptor = descriptor or hid_descriptor()
         self.hid = VirtualCtapHid(self)
+        self._listed: tuple[CtapHidDevice, VirtualHidConnection] | None = None
 
     @classmethod
     def with_store(
@@ -151,6 +155,21 @@ class SoftwareSecurityKey:
     def open_device(self) -> CtapHidDevice:
         """python-fido2's real CTAPHID host on a fresh connection (it sends INIT)."""
         return CtapHidDevice(self.descriptor, self.connect())
+
+    def plugged_devices(self) -> list[CtapHidDevice]:
+        """What HID discovery lists for this key, for `HybridClient(security_keys=...)`.
+
+        One handle while plugged in, the same until someone closes it: a second handle would
+        disturb the first, because (as with hidraw) every handle sees every report and
+        python-fido2 fails on a report for another channel. None while unplugged.
+        """
+        if not self.hid.plugged_in:
+            return []
+        listed = self._listed
+        if listed is None or listed[1].closed or listed[1] not in self.hid.connections:
+            connection = self.connect()
+            listed = self._listed = (CtapHidDevice(self.descriptor, connection), connection)
+        return [listed[0]]
 
     def unplug(self) -> None:
         """Pull the key out mid-whatever: every read and write now fails with OSError."""
@@ -280,6 +299,11 @@ class SoftwareSecurityKey:
 
         options.pop("uv", None)
         core_params = {k: v for k, v in params.items() if k not in (param_key, protocol_key)}
+        extensions = params.get(4)
+        if not make_credential and isinstance(extensions, dict) and HMAC_SECRET in extensions:
+            # The key holds the key agreement key: it checks and decrypts the salts here.
+            given = read_input(extensions[HMAC_SECRET], self.client_pin)
+            core_params[4] = {**extensions, HMAC_SECRET: given}
         core_params.pop(options_key, None)
         if options:
             core_params[options_key] = options

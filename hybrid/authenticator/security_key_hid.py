@@ -156,6 +156,12 @@ class VirtualCtapHid:
     def plugged_in(self) -> bool:
         return self._present
 
+    @property
+    def connections(self) -> tuple[VirtualHidConnection, ...]:
+        """The handles open on this key now."""
+        with self._cond:
+            return tuple(self._connections)
+
     def open(self) -> VirtualHidConnection:
         with self._cond:
             if not self._present:

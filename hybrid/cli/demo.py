@@ -2,7 +2,9 @@
 
 A tunnel server on loopback, a virtual Bluetooth radio (bumble) carrying the software phone's
 advert to the desktop's real bleak scanner, a registration and a sign-in, both checked by
-`fido2.server.Fido2Server` as a relying party would.
+`fido2.server.Fido2Server` as a relying party would. Then a virtual USB security key (real
+CTAPHID under python-fido2) registers and signs in too, in ceremonies that offer the phone
+and the key at once, as a browser's passkey dialog does.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import SoftwareAuthenticator, approve_all
+from hybrid.authenticator import SoftwareAuthenticator, SoftwareSecurityKey, approve_all
 from hybrid.authenticator.phone import PhoneSessionResult, answer_qr
 from hybrid.cli.common import EXIT_OK, add_verbose, configure_logging, run_main
 from hybrid.desktop import HybridClient
@@ -84,6 +86,49 @@ async def _ceremony(
     return credential, result
 
 
+async def _key_steps(
+    printer: DemoPrinter,
+    relying_party: Fido2Server,
+    user: PublicKeyCredentialUserEntity,
+    **client_kwargs: Any,
+) -> None:
+    """Register and sign in with a virtual USB key while the QR code is offered too."""
+
+    def ignore_qr(url: str) -> None:
+        printer.detail(
+            "desktop", f"QR code offered too ({len(url)} characters); the phone stays put"
+        )
+
+    # Touched at once: a demo has no finger. It is the only key offered (no real HID keys).
+    with SoftwareSecurityKey.with_store() as key:
+        client = HybridClient(
+            origin=ORIGIN,
+            on_status=printer.desktop_status,
+            timeout=60.0,
+            security_keys=key.plugged_devices,
+            **client_kwargs,
+        )
+        options, state = relying_party.register_begin(
+            user,
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.DISCOURAGED,
+        )
+        printer.step("Register a passkey for alice on a USB security key (phone offered too)")
+        credential = await client.make_credential(dict(options["publicKey"]), ignore_qr)
+        auth_data = relying_party.register_complete(state, credential)
+        assert auth_data.credential_data is not None
+        via = ", ".join(credential["response"]["transports"])
+        printer.detail("site", f"Fido2Server verified the registration (transports: {via})")
+
+        request, state = relying_party.authenticate_begin(
+            user_verification=UserVerificationRequirement.DISCOURAGED
+        )
+        printer.step(f"Sign in to {RP_ID}: phone and security key offered, the key answers")
+        assertion = await client.get_assertion(dict(request["publicKey"]), ignore_qr)
+        relying_party.authenticate_complete(state, [auth_data.credential_data], assertion)
+        printer.detail("site", "Fido2Server verified the sign-in signature from the security key")
+
+
 async def run_demo(out: TextIO, show_qr: bool = True) -> None:
     """Run the demo; raises on any failure."""
     from hybrid.ble.bumble_advertiser import BumbleAdvertiser
@@ -107,6 +152,7 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
                 scanner_kwargs={"radio": radio},
                 on_status=printer.desktop_status,
                 timeout=60.0,
+                transports=("hybrid",),  # the phone's steps: no real USB key joins them
             )
             user = PublicKeyCredentialUserEntity(
                 id=b"demo-user-1", name="alice", display_name="Alice"
@@ -135,8 +181,16 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
             )
             relying_party.authenticate_complete(state, [auth_data.credential_data], assertion)
             printer.detail("site", "Fido2Server verified the sign-in signature")
+            await _key_steps(
+                printer,
+                relying_party,
+                user,
+                tunnel_url=server.url,
+                scanner_backend=BumbleScannerBackend,
+                scanner_kwargs={"radio": radio},
+            )
             await advertiser.close()
-    printer.step("Done: registered and signed in over the hybrid transport.")
+    printer.step("Done: registered and signed in with the phone (hybrid) and the USB key.")
 
 
 async def _demo(show_qr: bool) -> int:

@@ -1,4 +1,4 @@
-"""`python -m hybrid.qr`: sign in (or register) from a terminal with the passkey on a phone."""
+"""`python -m hybrid.qr`: sign in (or register) from a terminal with a phone or a security key."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ from hybrid.cli.common import (
     positive_seconds,
     run_main,
 )
+from hybrid.cli.pin import terminal_pin
 from hybrid.cli.prf import add_prf_option, print_prf_results, with_prf_inputs
-from hybrid.desktop import HybridClient
+from hybrid.desktop import TRANSPORTS, HybridClient
 from hybrid.errors import CtapStatusError
 from hybrid.qr.render import render_terminal, write_png, write_svg
 from hybrid.status import Status
 
-#: The phone refused: declined, no passkey for the site, already registered.
+#: The phone or key refused: declined, no passkey for the site, already registered.
 EXIT_REFUSED: Final = 5
 
 EPILOG: Final = """\
@@ -34,26 +35,33 @@ examples:
   python -m hybrid.qr demo                      everything on this machine, no hardware
   python -m hybrid.qr --rp-id example.com       sign in (generated challenge)
   python -m hybrid.qr --register --user alice   register a passkey
+  python -m hybrid.qr --transport usb           a USB security key only (no QR code)
   python -m hybrid.qr --options opts.json --origin https://example.com --json
   python -m hybrid.qr --prf "vault key"         sign in and print the passkey's PRF output
 
 exit codes:
-  0    the phone answered; the credential JSON is on stdout
-  1    failure (tunnel server, protocol, the phone hung up)
+  0    the phone or security key answered; the credential JSON is on stdout
+  1    failure (tunnel server, protocol, the phone hung up, a key left out)
   2    usage error (bad flags, unreadable or invalid options)
   3    Bluetooth unavailable on this computer (off, absent, denied, no BlueZ)
-  4    timed out waiting for the phone
-  5    the phone refused: declined, no passkey for the site, already registered
+       and no security key to use instead
+  4    timed out waiting for the phone or security key
+  5    refused: declined, no passkey for the site, already registered
   130  interrupted (Ctrl-C)
 
-The QR code and progress go to stderr, the credential JSON to stdout.
+The phone (QR code) and every USB security key are offered at once; the first you use
+answers. A key's PIN is asked on the terminal when the key needs it. The QR code and
+progress go to stderr, the credential JSON to stdout.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m hybrid.qr",
-        description="Sign in on this computer with the passkey on your phone (FIDO hybrid).",
+        description=(
+            "Sign in on this computer with the passkey on your phone (FIDO hybrid) or on a USB "
+            "security key."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -78,8 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ascii", action="store_true", help="draw the QR code with '#' only")
     add_prf_option(parser)
+    add_transport_options(parser)
     add_verbose(parser)
     return parser
+
+
+def add_transport_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        help="offer only the phone (hybrid) or only USB security keys (usb); default: both",
+    )
+
+
+def key_options(args: argparse.Namespace, err: TextIO) -> dict[str, Any]:
+    """`HybridClient` arguments for `--transport` and the PIN prompt (on the terminal)."""
+    transports = (args.transport,) if args.transport else TRANSPORTS
+    return {"transports": transports, "on_pin": terminal_pin(err)}
 
 
 def generated_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,7 +179,7 @@ async def run(
         tunnel_url=args.tunnel_url,
         on_status=None if args.json else ui.status,
         timeout=args.timeout,
-        **client_kwargs,
+        **{**key_options(args, err), **client_kwargs},
     )
 
     def show_qr(url: str) -> None:

@@ -84,6 +84,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Fido2Server verified the registration" in result.stdout
     assert "Fido2Server verified the sign-in signature" in result.stdout
+    assert "Fido2Server verified the registration (transports: usb)" in result.stdout
+    assert "The security key answered" in result.stdout
 
 
 async def run_on_radio(

@@ -14,6 +14,7 @@ from fido2 import cbor
 from fido2.client import DefaultClientDataCollector, Fido2Client
 from fido2.ctap import CtapError
 from fido2.ctap2.base import Ctap2
+from fido2.ctap2.pin import ClientPin, PinProtocolV2
 from fido2.server import Fido2Server
 from fido2.webauthn import (
     AuthenticatorData,
@@ -70,7 +71,7 @@ def register_protected(
 def test_get_info_lists_only_what_the_key_implements() -> None:
     with SoftwareSecurityKey.with_store() as key:
         info = Ctap2(key.open_device()).get_info()
-    assert info.extensions == ["credProtect"]  # no prf, hmac-secret or largeBlob
+    assert info.extensions == ["credProtect", "hmac-secret"]  # no prf (phones) nor largeBlob
     assert "uv" not in info.options  # UV only through clientPin
     assert info.options["clientPin"] is False
 
@@ -232,3 +233,37 @@ def test_any_extensions_and_options_give_a_status_never_a_failure(
     assert reply[0] != CtapStatus.OTHER  # OTHER would mean an unexpected internal failure
     if reply[0] != CtapStatus.SUCCESS:
         assert len(reply) == 1
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status"),
+    [
+        ("salt_auth", CtapStatus.PIN_AUTH_INVALID),
+        ("salt_length", CtapStatus.INVALID_LENGTH),
+        ("protocol", CtapStatus.INVALID_PARAMETER),
+    ],
+)
+def test_hmac_secret_input_is_checked_before_any_output(tamper: str, status: int) -> None:
+    """Raw CTAP2 through python-fido2's Ctap2 and ClientPin (protocol 2) on the key."""
+    with SoftwareSecurityKey.with_store() as key:
+        ctap2 = Ctap2(key.open_device())
+        ctap2.make_credential(
+            b"\1" * 32,
+            {"id": "example.com", "name": "Example"},
+            {"id": b"alice", "name": "alice"},
+            [{"type": "public-key", "alg": -7}],
+            extensions={"hmac-secret": True},
+            options={"rk": True},
+        )
+        protocol = PinProtocolV2()
+        key_agreement, shared = ClientPin(ctap2, protocol)._get_shared_secret()  # type: ignore[no-untyped-call]
+        salts = b"\2" * (48 if tamper == "salt_length" else 32)
+        salt_enc = protocol.encrypt(shared, salts)  # type: ignore[no-untyped-call]
+        salt_auth = protocol.authenticate(shared, salt_enc)  # type: ignore[no-untyped-call]
+        if tamper == "salt_auth":
+            salt_auth = bytes(32)
+        version = 1 if tamper == "protocol" else 2
+        hmac_input = {1: key_agreement, 2: salt_enc, 3: salt_auth, 4: version}
+        with pytest.raises(CtapError) as caught:
+            ctap2.get_assertion("example.com", b"\3" * 32, extensions={"hmac-secret": hmac_input})
+    assert caught.value.code == status
