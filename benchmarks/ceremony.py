@@ -216,6 +216,7 @@ async def main(rounds: int) -> None:
             scanner_kwargs={"air": air},
             on_status=timeline,
             timeout=30,
+            transports=("hybrid",),
         )
         user = PublicKeyCredentialUserEntity(id=b"bench", name="bench", display_name="Bench")
         options, _ = rp.register_begin(
