@@ -78,10 +78,15 @@ class SoftwareAuthenticator:
     def __init__(
         self,
         store: str | os.PathLike[str] | CredentialStore | None = None,
+        approve: Approver | None = None,
         *,
-        approve: Approver,
         verifies_user: bool = False,
     ) -> None:
+        if approve is None:  # positional like before, but never a silent allow-all
+            raise TypeError(
+                "SoftwareAuthenticator needs approve=: the phone's consent check (use "
+                "hybrid.authenticator.approve_all only in tests and demos)"
+            )
         self._store = store if isinstance(store, CredentialStore) else CredentialStore(store)
         self._passkeys = Passkeys(self._store, extensions=SUPPORTED_EXTENSIONS)
         self._approve = approve

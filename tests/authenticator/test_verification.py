@@ -71,7 +71,10 @@ def flags_of(reply: bytes) -> AuthenticatorData.FLAG:
 
 def test_approve_is_required_and_approve_all_is_the_explicit_yes() -> None:
     with pytest.raises(TypeError):
-        SoftwareAuthenticator()  # type: ignore[call-arg]
+        SoftwareAuthenticator()
+    with pytest.raises(TypeError):
+        SoftwareAuthenticator(None, None)
+    assert SoftwareAuthenticator(None, approve_all).verifies_user is False  # positional, as before
     assert "approve_all" in hybrid.authenticator.__all__
     assert approve_all(ApprovalRequest("get", RP, None, None)) is True
 
