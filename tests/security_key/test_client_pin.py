@@ -14,6 +14,7 @@ from fido2.ctap2.base import Ctap2
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 
 from hybrid.authenticator import client_pin
+from hybrid.authenticator.hmac_secret import HmacSecretInput
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
@@ -314,3 +315,18 @@ def test_tokens_expire() -> None:
     with pytest.raises(CtapStatusError) as expired:
         auth.verify_request(CDH, param, client_pin.Permission.GET_ASSERTION, RP)
     assert expired.value.status == CtapStatus.PIN_AUTH_INVALID
+
+
+def test_tokens_and_hmac_secret_inputs_stay_out_of_reprs() -> None:
+    """A pinUvAuthToken, a shared secret and decrypted salts are key material, not log text."""
+    auth = client_pin.ClientPinAuthenticator(PIN)
+    peer: Any = PinProtocolV2()
+    agreement = auth.handle({1: 2, 2: client_pin.ClientPinCommand.GET_KEY_AGREEMENT})[1]
+    platform_key, shared = peer.encapsulate(CoseKey.parse(agreement))
+    pin_hash_enc = peer.encrypt(shared, client_pin.pin_hash(PIN.encode()))
+    response = auth.handle({1: 2, 2: 9, 3: platform_key, 6: pin_hash_enc, 9: int(GA), 10: RP})
+    token = peer.decrypt(shared, response[2])
+    assert token.hex() not in repr(auth._token).encode().hex()
+    given = HmacSecretInput(shared_secret=shared, salts=(b"\x11" * 32, b"\x22" * 32))
+    for secret in (shared, *given.salts):
+        assert repr(secret) not in repr(given) and secret.hex() not in repr(given)
