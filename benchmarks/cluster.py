@@ -4,9 +4,9 @@
 Not a test. Three setups run side by side and rounds alternate between them, so load from
 elsewhere on the machine hits all of them: one `tunnel_server` reached directly, HAProxy in
 front of one node (what HAProxy alone costs), and HAProxy in front of two nodes (both cores).
-Clients are the raw-socket clients of `tunnel_relay.py`, spread over source addresses
-127.0.0.2-41. CPU is `utime + stime` from /proc of every server-side process, HAProxy
-included, so "per CPU-second" figures count the whole cluster's work.
+Clients are the raw-socket clients of `relay_common.py` (as in `tunnel_relay.py`), spread
+over source addresses 127.0.0.2-41. CPU is `utime + stime` from /proc of every server-side
+process, HAProxy included, so "per CPU-second" figures count the whole cluster's work.
 
 Phases per round: (1) relay: fresh tunnels, each bursting 64 messages of 256 bytes each way;
 (2) life cycles: new, connect, one message each way, close, 50 at a time.
@@ -31,17 +31,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tunnel_relay import (
+from relay_common import (
     BURST,
-    BURST_FRAMES,
-    CLK_TCK,
-    ONE_FRAME,
-    SOURCES,
     Client,
-    gather_limited,
+    Pair,
+    bursts,
+    close_pairs,
+    connect,
+    life_cycles,
+    open_pairs,
+    process_cpu,
     run,
-    server,
 )
+from tunnel_relay import server
 
 from tunnel_server.cluster.testing import free_port, start_cluster, stop_cluster
 
@@ -70,28 +72,13 @@ class Setup:
     opened: int = 0
 
     def cpu(self) -> dict[str, float]:
-        result = {}
-        for role, pid in self.pids.items():
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            result[role] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-        return result
+        return {role: process_cpu(pid) for role, pid in self.pids.items()}
 
     async def open(self, path: str) -> HeadClient:
         self.opened += 1
-        request = (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: fido.cable\r\n\r\n"
-        ).encode()
-        source = SOURCES[self.opened % len(SOURCES)]
-        _, client = await asyncio.get_running_loop().create_connection(
-            lambda: HeadClient(request), "127.0.0.1", self.port, local_addr=(source, 0)
-        )
-        await client.opened
-        return client
+        return await connect(self.port, path, self.opened, HeadClient)
 
-    async def pair(self) -> tuple[HeadClient, HeadClient]:
+    async def pair(self) -> Pair:
         tunnel = f"{next(NUMBERS):032X}"
         phone = await self.open(f"/cable/new/{tunnel}")
         match = ROUTING_ID_LINE.search(phone.head)
@@ -139,42 +126,14 @@ async def measure(
 
 
 async def relay_round(setup: Setup, tunnels: int, tally: Tally) -> None:
-    pairs: list[tuple[HeadClient, HeadClient]] = []
-
-    async def one() -> None:
-        pairs.append(await setup.pair())
-
-    await gather_limited((one() for _ in range(tunnels)), 50)
+    pairs = await open_pairs(setup.pair, tunnels, 50)
     await asyncio.sleep(0.2)
-
-    async def bursts() -> None:
-        for phone, desktop in pairs:
-            phone.send(BURST_FRAMES)
-            desktop.send(BURST_FRAMES)
-        for phone, desktop in pairs:
-            await phone.messages(BURST)
-            await desktop.messages(BURST)
-
-    tally.add(2 * BURST * tunnels, *await measure(setup, bursts))
-    for _, desktop in pairs:
-        desktop.close()
-    for phone, _ in pairs:
-        await phone.lost
+    tally.add(2 * BURST * tunnels, *await measure(setup, lambda: bursts(pairs)))
+    await close_pairs(pairs)
 
 
 async def lifecycle_round(setup: Setup, count: int, tally: Tally) -> None:
-    async def one() -> None:
-        phone, desktop = await setup.pair()
-        desktop.send(ONE_FRAME)
-        await phone.messages(1)
-        phone.send(ONE_FRAME)
-        await desktop.messages(1)
-        desktop.close()
-        await desktop.lost
-        await phone.lost
-
-    work = lambda: gather_limited((one() for _ in range(count)), 50)  # noqa: E731
-    tally.add(count, *await measure(setup, work))
+    tally.add(count, *await measure(setup, lambda: life_cycles(setup.pair, count, 50)))
 
 
 @contextlib.asynccontextmanager

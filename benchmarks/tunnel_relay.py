@@ -3,8 +3,8 @@
 
 Not a test. Each server runs in its own process and is measured from /proc: CPU time
 (utime + stime of /proc/PID/stat) around each phase, and VmRSS for memory, so the cost of the
-clients (raw sockets in this process, spread over source addresses 127.0.0.2-41 so the per-IP
-limit is not what is measured) does not blur the figures.
+clients (the raw-socket clients of `relay_common.py`, spread over source addresses
+127.0.0.2-41 so the per-IP limit is not what is measured) does not blur the figures.
 
 Phases, per server and event loop (asyncio, and uvloop when installed):
 1. idle memory: RSS growth per open, joined, idle tunnel with N tunnels (5,000) open;
@@ -27,18 +27,24 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+from relay_common import (
+    BURST,
+    Client,
+    Pair,
+    bursts,
+    close_pairs,
+    connect,
+    life_cycles,
+    open_pairs,
+    process_cpu,
+    run,
+)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CORES = sorted(os.sched_getaffinity(0))
 ROUTING_ID = "0A0B0C"
-SOURCES = [f"127.0.0.{i}" for i in range(2, 42)]
-BURST = 64
-MESSAGE = bytes(range(256))
 TUNNEL_NUMBERS = itertools.count(1)
 
 
@@ -87,111 +93,6 @@ def serve_floor(use_uvloop: bool) -> None:
     run(main(), use_uvloop)
 
 
-def run(main: Coroutine[Any, Any, T], use_uvloop: bool) -> T:
-    factory = None
-    if use_uvloop:
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
-
-
-# -- cheap clients: raw WebSocket framing over asyncio protocols --------------------------
-
-
-def frame(payload: bytes, opcode: int = 2) -> bytes:
-    """A client frame with a zero masking key (so the payload goes out as is)."""
-    size = len(payload)
-    if size < 126:
-        return bytes([0x80 | opcode, 0x80 | size]) + b"\0\0\0\0" + payload
-    return bytes([0x80 | opcode, 0xFE]) + size.to_bytes(2, "big") + b"\0\0\0\0" + payload
-
-
-BURST_FRAMES = frame(MESSAGE) * BURST
-ONE_FRAME = frame(MESSAGE)
-CLOSE_FRAME = frame((1000).to_bytes(2, "big"), opcode=8)
-
-
-class Client(asyncio.Protocol):
-    """One raw WebSocket client: counts binary messages, answers the closing handshake."""
-
-    def __init__(self, request: bytes) -> None:
-        loop = asyncio.get_running_loop()
-        self.request = request
-        self.buf = bytearray()
-        self.upgraded = False
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.lost: asyncio.Future[None] = loop.create_future()
-        self.received = 0
-        self.target = 0
-        self.waiter: asyncio.Future[None] | None = None
-        self.close_sent = False
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(self.request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.upgraded:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not buf.startswith(b"HTTP/1.1 101"):
-                self.opened.set_exception(RuntimeError(bytes(buf[:end]).decode()))
-                return
-            del buf[: end + 4]
-            self.upgraded = True
-            self.opened.set_result(None)
-        pos, size, got = 0, len(buf), 0
-        while size - pos >= 2:
-            length, head = buf[pos + 1] & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = (buf[pos + 2] << 8) | buf[pos + 3], 4
-            end = pos + head + length
-            if end > size:
-                break
-            opcode = buf[pos] & 0x0F
-            if opcode == 2:
-                got += 1
-            elif opcode == 8 and not self.close_sent:
-                self.close()
-            pos = end
-        del buf[:pos]
-        if got:
-            self.received += got
-            if self.waiter is not None and self.received >= self.target:
-                self.waiter.set_result(None)
-                self.waiter = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError("closed before the upgrade"))
-        if self.waiter is not None:
-            self.waiter.set_exception(ConnectionError("closed while waiting for messages"))
-        self.lost.set_result(None)
-
-    def send(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    def close(self) -> None:
-        self.close_sent = True
-        self.send(CLOSE_FRAME)
-
-    async def messages(self, count: int) -> None:
-        """Wait until `count` messages have arrived in total."""
-        if self.received < count:
-            self.target = count
-            self.waiter = asyncio.get_running_loop().create_future()
-            await self.waiter
-
-
 class Target:
     """A server process under test and how to reach it."""
 
@@ -199,9 +100,7 @@ class Target:
         self.proc, self.port, self.opened = proc, port, 0
 
     def cpu(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return process_cpu(self.proc.pid)
 
     def rss(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -209,21 +108,10 @@ class Target:
 
     async def open(self, path: str) -> Client:
         self.opened += 1
-        request = (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: fido.cable\r\n\r\n"
-        ).encode()
-        loop = asyncio.get_running_loop()
-        source = SOURCES[self.opened % len(SOURCES)]
-        _, client = await loop.create_connection(
-            lambda: Client(request), "127.0.0.1", self.port, local_addr=(source, 0)
-        )
-        await client.opened
-        return client
+        return await connect(self.port, path, self.opened, Client)
 
-    async def pair(self, number: int) -> tuple[Client, Client]:
-        tunnel = f"{number:032X}"
+    async def pair(self) -> Pair:
+        tunnel = f"{next(TUNNEL_NUMBERS):032X}"
         phone = await self.open(f"/cable/new/{tunnel}")
         desktop = await self.open(f"/cable/connect/{ROUTING_ID}/{tunnel}")
         return phone, desktop
@@ -255,16 +143,6 @@ async def server(kind: str, use_uvloop: bool) -> AsyncIterator[Target]:
             proc.wait()
 
 
-async def gather_limited(jobs: Iterator[Awaitable[object]], width: int) -> None:
-    """Run awaitables with at most `width` in flight (to stay under the accept backlog)."""
-
-    async def worker() -> None:
-        for job in jobs:
-            await job
-
-    await asyncio.gather(*(worker() for _ in range(width)))
-
-
 async def measure(target: Target, work: Callable[[], Awaitable[None]]) -> float:
     """Server CPU-seconds spent on `work` (plus the moment the server needs to settle)."""
     before = target.cpu()
@@ -276,16 +154,6 @@ async def measure(target: Target, work: Callable[[], Awaitable[None]]) -> float:
 # -- phases --------------------------------------------------------------------------------
 
 
-async def open_pairs(target: Target, count: int) -> list[tuple[Client, Client]]:
-    pairs: list[tuple[Client, Client]] = []
-
-    async def one() -> None:
-        pairs.append(await target.pair(next(TUNNEL_NUMBERS)))
-
-    await gather_limited((one() for _ in range(count)), 100)
-    return pairs
-
-
 async def idle_memory(target: Target, tunnels: int) -> list[float]:
     """RSS growth in KiB per tunnel over a warm baseline: with `tunnels` idle tunnels open,
     after closing them, and the same again (a second cycle shows whether memory is reused)."""
@@ -294,7 +162,7 @@ async def idle_memory(target: Target, tunnels: int) -> list[float]:
     base = target.rss()
     figures = []
     for _ in range(2):
-        pairs = await open_pairs(target, tunnels)
+        pairs = await open_pairs(target.pair, tunnels, 100)
         await asyncio.sleep(1.0)
         figures.append((target.rss() - base) / tunnels / 1024)
         for _, desktop in pairs:
@@ -309,39 +177,16 @@ async def idle_memory(target: Target, tunnels: int) -> list[float]:
 
 async def relay_round(target: Target, tunnels: int) -> tuple[int, float]:
     """(messages relayed, server CPU-seconds): fresh tunnels, each bursting 64 each way."""
-    pairs = await open_pairs(target, tunnels)
+    pairs = await open_pairs(target.pair, tunnels, 100)
     await asyncio.sleep(0.2)
-
-    async def bursts() -> None:
-        for phone, desktop in pairs:
-            phone.send(BURST_FRAMES)
-            desktop.send(BURST_FRAMES)
-        for phone, desktop in pairs:
-            await phone.messages(BURST)
-            await desktop.messages(BURST)
-
-    cpu = await measure(target, bursts)
-    for _, desktop in pairs:
-        desktop.close()
-    for phone, _ in pairs:
-        await phone.lost
+    cpu = await measure(target, lambda: bursts(pairs))
+    await close_pairs(pairs)
     return 2 * BURST * tunnels, cpu
 
 
 async def lifecycles(target: Target, count: int, width: int) -> float:
     """Server CPU-seconds for `count` whole tunnel life cycles, `width` at a time."""
-
-    async def one() -> None:
-        phone, desktop = await target.pair(next(TUNNEL_NUMBERS))
-        desktop.send(ONE_FRAME)
-        await phone.messages(1)
-        phone.send(ONE_FRAME)
-        await desktop.messages(1)
-        desktop.close()
-        await desktop.lost
-        await phone.lost
-
-    return await measure(target, lambda: gather_limited((one() for _ in range(count)), width))
+    return await measure(target, lambda: life_cycles(target.pair, count, width))
 
 
 @dataclass

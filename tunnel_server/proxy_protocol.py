@@ -24,8 +24,6 @@ from hybrid.errors import HybridError
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 #: Signature, version/command, family/transport and the 16-bit length.
 FIXED_SIZE = 16
-#: The largest header: the length field is 16 bits.
-MAX_HEADER_SIZE = FIXED_SIZE + 0xFFFF
 
 _VERSION = 0x2
 _STREAM = 0x1

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
 from typing import Any, Final
 
@@ -155,7 +155,7 @@ def pin_hash(pin: bytes) -> bytes:
 
 @dataclass
 class _Token:
-    value: bytes
+    value: bytes = field(repr=False)  # the pinUvAuthToken: kept out of logs
     permissions: Permission
     rp_id: str | None
     issued_at: float

@@ -8,7 +8,7 @@ secret the store already keeps for the phone's prf, so nothing new is stored.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from hybrid.authenticator.client_pin import PIN_PROTOCOL, ClientPinAuthenticator, decrypt, encrypt
@@ -28,8 +28,8 @@ def _fail(status: CtapStatus, why: str) -> CtapStatusError:
 class HmacSecretInput:
     """A checked and decrypted getAssertion hmac-secret input: one or two salts."""
 
-    shared_secret: bytes
-    salts: tuple[bytes, ...]
+    shared_secret: bytes = field(repr=False)  # key material: kept out of logs
+    salts: tuple[bytes, ...] = field(repr=False)
 
 
 def wants_hmac_secret(extensions: Any) -> bool:

@@ -20,7 +20,8 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_BLUETOOTH: Final = 3
 EXIT_TIMEOUT: Final = 4
-#: Code 5 is each command's own: the phone refused (desktop), the credential store (phone).
+#: Each command's own failure: the phone refused (desktop), the credential store (phone).
+EXIT_OWN: Final = 5
 EXIT_INTERRUPTED: Final = 130
 
 
@@ -34,7 +35,7 @@ def exit_code_for(error: BaseException, *, own: tuple[type[BaseException], ...] 
     from hybrid.webauthn import InvalidOptions
 
     if isinstance(error, own):
-        return 5
+        return EXIT_OWN
     if isinstance(error, UsageError | InvalidOptions | QrImageError):
         return EXIT_USAGE
     if isinstance(error, BluetoothUnavailable | AdvertiserError):

@@ -30,6 +30,7 @@ from hybrid.desktop import HybridClient
 from hybrid.errors import HybridError
 from hybrid.qr.render import render_terminal
 from hybrid.status import Status
+from hybrid.text import shown
 
 RP_ID = "example.com"
 ORIGIN = "https://example.com"
@@ -170,7 +171,8 @@ async def run_demo(out: TextIO, show_qr: bool = True) -> None:
             assert auth_data.credential_data is not None
             printer.detail("site", f"Fido2Server verified the registration of {credential['id']}")
             if client.linking_info is not None:
-                printer.detail("desktop", f"linked with '{client.linking_info.authenticator_name}'")
+                name = shown(client.linking_info.authenticator_name, "the phone")  # phone's own
+                printer.detail("desktop", f"linked with '{name}'")
 
             request, state = relying_party.authenticate_begin(
                 user_verification=UserVerificationRequirement.DISCOURAGED

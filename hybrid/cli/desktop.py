@@ -14,6 +14,7 @@ from fido2.utils import websafe_encode
 
 from hybrid.cli.common import (
     EXIT_OK,
+    EXIT_OWN,
     EXIT_USAGE,
     add_verbose,
     configure_logging,
@@ -28,7 +29,7 @@ from hybrid.qr.render import render_terminal, write_png, write_svg
 from hybrid.status import Status
 
 #: The phone or key refused: declined, no passkey for the site, already registered.
-EXIT_REFUSED: Final = 5
+EXIT_REFUSED: Final = EXIT_OWN
 
 EPILOG: Final = """\
 examples:

@@ -23,6 +23,7 @@ from hybrid.authenticator.store import CredentialStore
 from hybrid.ble.advertiser import Advertiser
 from hybrid.cli.common import (
     EXIT_OK,
+    EXIT_OWN,
     EXIT_USAGE,
     UsageError,
     add_verbose,
@@ -49,7 +50,7 @@ from hybrid.text import shown
 log = logging.getLogger(__name__)
 
 #: The credential store cannot be used.
-EXIT_STORE: Final = 5
+EXIT_STORE: Final = EXIT_OWN
 
 MEMORY_STORE: Final = ":memory:"
 #: The URL argument that reads the QR code text from stdin, out of `ps` and shell history.

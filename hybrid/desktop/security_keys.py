@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import struct
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
@@ -213,6 +214,13 @@ class KeyCeremony(UserInteraction):
                 f"Another handle on the security key ({self.name}) talked to it at the same "
                 "time: close other programs using it and try again.",
                 reason=SecurityKeyReason.DISTURBED,
+                device=self.name,
+            ) from exc
+        except (ValueError, TypeError, KeyError, IndexError, struct.error) as exc:
+            # python-fido2 parsing a reply that is not valid CTAP2 (the key is the peer here)
+            raise SecurityKeyError(
+                f"The security key ({self.name}) sent a reply that is not valid CTAP2 "
+                f"({type(exc).__name__}): use another key or your phone.",
                 device=self.name,
             ) from exc
 

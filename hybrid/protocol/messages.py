@@ -11,7 +11,6 @@ from hybrid.protocol.cbor import cbor_decode, cbor_decode_map, cbor_encode, requ
 from hybrid.protocol.linking import LinkingInfo
 
 POST_HANDSHAKE_PADDING = 512
-_LEGACY_PADDING = 256
 #: Chromium pads the phone's update message so that its record is always 512 + 16 bytes.
 _UPDATE_PADDING_TARGET = 512
 _KEY_GET_INFO = 1

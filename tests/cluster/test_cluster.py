@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hybrid.protocol.constants import ROUTING_ID_HEADER
 from tests.cluster.tunnels import Pair, open_pair, relays
-from tests.tunnel_server.test_ops import _self_signed
+from tests.tunnel_server.servers import self_signed
 from tunnel_server.cluster.__main__ import main, proxy_protocol_supported
 from tunnel_server.cluster.supervisor import Cluster, ClusterSettings
 from tunnel_server.cluster.testing import (
@@ -82,7 +82,7 @@ async def test_routes_by_routing_id_and_spreads_new_tunnels() -> None:
 
 
 async def test_tls_ends_at_haproxy(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     port = str(free_port())
     args = ("--nodes", "2", "--port", port, "--tls-cert", str(cert), "--tls-key", str(key))
     async with running_cluster(*args) as cluster:

@@ -14,10 +14,6 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 EXAMPLE_FLAGS = ["--tls-pem", "/etc/haproxy/cable.pem", "--stats-socket", "/run/haproxy-cable.sock"]
 
 
-def files_under(root: Path) -> list[Path]:
-    return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
-
-
 def test_node_list_lines_comments_and_ipv6() -> None:
     text = "# nodes\n0a0b0c 127.0.0.1:8101  # first\n\n1D2E3F [::1]:8102\n"
     assert parse_node_list(text) == [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tunnel_server.test_ops import _self_signed
+from tests.tunnel_server.servers import self_signed
 from tunnel_server.cluster import ClusterError, ClusterReason, Front, Node, render
 from tunnel_server.cluster.haproxy import NEW_BACKEND
 from tunnel_server.cluster.runtime import parse_stat
@@ -91,7 +91,7 @@ def test_bad_node_lists_are_refused(nodes: list[Node]) -> None:
 
 @pytest.mark.parametrize("proxy_protocol", [False, True])
 def test_haproxy_accepts_the_generated_config(tmp_path: Path, proxy_protocol: bool) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     pem = tmp_path / "front.pem"
     pem.write_bytes(cert.read_bytes() + key.read_bytes())
     front = Front(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 import pytest
+from fido2 import cbor
 from fido2.server import Fido2Server
 from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import (
@@ -21,7 +22,8 @@ from fido2.webauthn import (
 
 from hybrid.authenticator import CredentialStore, SoftwareSecurityKey, StoreCredentialCore
 from hybrid.authenticator.extensions import CredProtect
-from hybrid.ctap import CtapStatus
+from hybrid.authenticator.security_key_hid import HidCommand
+from hybrid.ctap import CtapCommand, CtapStatus
 from hybrid.desktop import HybridClient
 from hybrid.errors import (
     CeremonyTimeout,
@@ -325,4 +327,51 @@ async def test_a_second_handle_disturbing_the_key_is_named(server: Fido2Server) 
         with pytest.raises(SecurityKeyError) as caught:
             await client.make_credential(dict(options["publicKey"]), no_qr)
     assert caught.value.reason is SecurityKeyReason.DISTURBED
+    assert ceremony_threads() == []
+
+
+class GarblingKey(SoftwareSecurityKey):
+    """A key whose successful replies to one command carry a bad value under one key."""
+
+    def __init__(self, command: int, field: int, value: object) -> None:
+        super().__init__(StoreCredentialCore(None))
+        self.garble = (command, field, value)
+
+    def handle_cbor(self, request: bytes, command: HidCommand) -> bytes:
+        reply = super().handle_cbor(request, command)
+        code, field, value = self.garble
+        if request[0] != code or reply[0] != CtapStatus.SUCCESS:
+            return reply
+        body: Any = cbor.decode(reply[1:])
+        return reply[:1] + cbor.encode({**body, field: value})
+
+
+@pytest.mark.parametrize(
+    ("command", "field", "value"),
+    [
+        (CtapCommand.MAKE_CREDENTIAL, 2, b"short"),  # authData too short
+        (CtapCommand.MAKE_CREDENTIAL, 2, "text"),  # authData not bytes
+        (CtapCommand.MAKE_CREDENTIAL, 3, "x"),  # attStmt not a map
+        (CtapCommand.GET_ASSERTION, 2, b"\x00" * 36),  # authData one byte short
+    ],
+)
+async def test_a_key_sending_malformed_replies_is_a_security_key_error(
+    person: Person, server: Fido2Server, command: int, field: int, value: object
+) -> None:
+    """python-fido2 parses the key's reply; what it cannot parse is the key's fault, named."""
+    key = GarblingKey(command, field, value)
+    with key:
+        client = key_client(key, person)
+        ceremony: Awaitable[object]
+        if command == CtapCommand.GET_ASSERTION:
+            await register(client, server)  # only getAssertion replies are garbled
+            options, _ = server.authenticate_begin(user_verification=DISCOURAGED)
+            ceremony = client.get_assertion(dict(options["publicKey"]), no_qr)
+        else:
+            ceremony = register(client, server)
+        with pytest.raises(SecurityKeyError) as caught:
+            await ceremony
+    assert caught.value.reason is SecurityKeyReason.OTHER
+    assert caught.value.device == key.descriptor.product_name
+    assert [s.error for s in person.of(Stage.KEY_SKIPPED)] == [caught.value]
     assert ceremony_threads() == []

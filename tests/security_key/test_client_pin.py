@@ -14,6 +14,7 @@ from fido2.ctap2.base import Ctap2
 from fido2.ctap2.pin import ClientPin, PinProtocolV2
 
 from hybrid.authenticator import client_pin
+from hybrid.authenticator.hmac_secret import HmacSecretInput
 from hybrid.authenticator.security_key import SoftwareSecurityKey
 from hybrid.ctap import CtapStatus
 from hybrid.errors import CtapStatusError
@@ -299,18 +300,35 @@ def test_initial_pin_and_peer_key_validation() -> None:
     assert wrong_curve.value.status == CtapStatus.INVALID_PARAMETER
 
 
-def test_tokens_expire() -> None:
-    """The pure state machine, with python-fido2's client side as the peer and no HID at all."""
-    auth = client_pin.ClientPinAuthenticator(PIN, token_lifetime=0.05)
+def issued_token(auth: client_pin.ClientPinAuthenticator) -> tuple[bytes, bytes]:
+    """A getAssertion token for RP from the pure state machine, with python-fido2's client side
+    as the peer and no HID at all; and the shared secret it was sent under."""
     peer: Any = PinProtocolV2()
     agreement = auth.handle({1: 2, 2: client_pin.ClientPinCommand.GET_KEY_AGREEMENT})[1]
     platform_key, shared = peer.encapsulate(CoseKey.parse(agreement))
     pin_hash_enc = peer.encrypt(shared, client_pin.pin_hash(PIN.encode()))
     response = auth.handle({1: 2, 2: 9, 3: platform_key, 6: pin_hash_enc, 9: int(GA), 10: RP})
     token = peer.decrypt(shared, response[2])
+    return token, shared
+
+
+def test_tokens_expire() -> None:
+    auth = client_pin.ClientPinAuthenticator(PIN, token_lifetime=0.05)
+    token, _ = issued_token(auth)
+    peer: Any = PinProtocolV2()
     param = peer.authenticate(token, CDH)
     assert auth.verify_request(CDH, param, client_pin.Permission.GET_ASSERTION, RP)
     time.sleep(0.1)
     with pytest.raises(CtapStatusError) as expired:
         auth.verify_request(CDH, param, client_pin.Permission.GET_ASSERTION, RP)
     assert expired.value.status == CtapStatus.PIN_AUTH_INVALID
+
+
+def test_tokens_and_hmac_secret_inputs_stay_out_of_reprs() -> None:
+    """A pinUvAuthToken, a shared secret and decrypted salts are key material, not log text."""
+    auth = client_pin.ClientPinAuthenticator(PIN)
+    token, shared = issued_token(auth)
+    assert token.hex() not in repr(auth._token).encode().hex()
+    given = HmacSecretInput(shared_secret=shared, salts=(b"\x11" * 32, b"\x22" * 32))
+    for secret in (shared, *given.salts):
+        assert repr(secret) not in repr(given) and secret.hex() not in repr(given)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from tests.tunnel_server.servers import ServerFactory
 from tunnel_server import ServerConfig, TunnelServer
-
-ServerFactory = Callable[..., Awaitable[TunnelServer]]
 
 
 @pytest.fixture

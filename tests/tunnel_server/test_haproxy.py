@@ -7,16 +7,15 @@ import asyncio
 import contextlib
 import shutil
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tunnel_server import TunnelServer
+from tests.tunnel_server.servers import ServerFactory
 from tunnel_server.testing import cable_connect, connect_url, has_metric, new_url, wait_until
 
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "4A9A4A9A4A9A4A9A4A9A4A9A4A9A4A9A"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
@@ -82,7 +81,7 @@ async def status_is(stats: Path, wanted: str) -> bool:
     return (await server_status(stats)).startswith(wanted)
 
 
-async def test_node_behind_haproxy(make_server: Factory, tmp_path: Path) -> None:
+async def test_node_behind_haproxy(make_server: ServerFactory, tmp_path: Path) -> None:
     server = await make_server(
         proxy_protocol=True, trusted_proxies=("127.0.0.1/32",), max_connections_per_ip=1
     )

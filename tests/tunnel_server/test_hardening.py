@@ -8,13 +8,13 @@ import ipaddress
 import logging
 import resource
 import ssl
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tunnel_server import ServerConfig, ServerConfigError, TunnelServer
+from tests.tunnel_server.servers import ServerFactory, tls_server
+from tunnel_server import ServerConfig, ServerConfigError
 from tunnel_server.addresses import client_key, parse_address
 from tunnel_server.config import default_max_connections
 from tunnel_server.testing import (
@@ -28,19 +28,13 @@ from tunnel_server.testing import (
     wait_until_idle,
 )
 
-from .test_ops import _self_signed
-
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "C0FFEE00C0FFEE00C0FFEE00C0FFEE00"
 
 
 async def test_per_ip_limit_counts_idle_connections_before_tls(
-    make_server: Factory, tmp_path: Path
+    make_server: ServerFactory, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
-    server = await make_server(
-        host="localhost", tls_cert=str(cert), tls_key=str(key), max_connections_per_ip=2
-    )
+    server, cert = await tls_server(make_server, tmp_path, max_connections_per_ip=2)
     idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
     await wait_until(lambda: server.hub.per_ip == {"127.0.0.1": 2}, what="2 idle counted")
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -63,12 +57,9 @@ async def test_per_ip_limit_counts_idle_connections_before_tls(
 
 
 async def test_an_idle_tls_connection_is_dropped_after_the_handshake_timeout(
-    make_server: Factory, tmp_path: Path
+    make_server: ServerFactory, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
-    server = await make_server(
-        host="localhost", tls_cert=str(cert), tls_key=str(key), handshake_timeout=0.3
-    )
+    server, _ = await tls_server(make_server, tmp_path, handshake_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     assert await asyncio.wait_for(reader.read(), 3) == b""
     writer.close()
@@ -76,7 +67,7 @@ async def test_an_idle_tls_connection_is_dropped_after_the_handshake_timeout(
     assert has_metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
-async def test_global_connection_cap(make_server: Factory) -> None:
+async def test_global_connection_cap(make_server: ServerFactory) -> None:
     server = await make_server(max_connections=2)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     other = await cable_connect(
@@ -107,7 +98,7 @@ def test_max_connections_defaults_below_the_open_file_limit() -> None:
 
 
 async def test_start_warns_when_the_open_file_limit_cannot_hold_max_tunnels(
-    make_server: Factory, caplog: pytest.LogCaptureFixture
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tunnel_server")
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -142,7 +133,7 @@ def test_an_unparsable_peer_is_counted_as_one() -> None:
     assert client_key(parse_address("not an address"), 64) == "unknown"
 
 
-async def test_ipv6_loopback_is_limited(make_server: Factory) -> None:
+async def test_ipv6_loopback_is_limited(make_server: ServerFactory) -> None:
     server = await make_server(host="::1", max_connections_per_ip=1, ipv6_prefix=64)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     assert server.hub.per_ip == {"::/64": 1}
@@ -159,7 +150,7 @@ def test_ipv6_prefix_must_be_a_prefix_length(bits: int) -> None:
         ServerConfig(ipv6_prefix=bits)
 
 
-async def test_one_address_cannot_fill_the_tunnel_table(make_server: Factory) -> None:
+async def test_one_address_cannot_fill_the_tunnel_table(make_server: ServerFactory) -> None:
     server = await make_server(max_tunnels_per_ip=2, max_tunnels=10)
     phones = [await cable_connect(new_url(server.url, f"{i:032X}")) for i in range(2)]
     with pytest.raises(InvalidStatus) as info:
@@ -181,7 +172,7 @@ async def test_one_address_cannot_fill_the_tunnel_table(make_server: Factory) ->
     assert server.hub.tunnels_per_ip == {}
 
 
-async def test_nothing_is_held_once_a_tunnel_has_ended(make_server: Factory) -> None:
+async def test_nothing_is_held_once_a_tunnel_has_ended(make_server: ServerFactory) -> None:
     server = await make_server(max_buffered=2, join_timeout=0.5, close_timeout=0.5)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     tunnel = next(iter(server.hub.tunnels.values()))
@@ -194,7 +185,7 @@ async def test_nothing_is_held_once_a_tunnel_has_ended(make_server: Factory) -> 
     assert tunnel.up.messages <= 2 + 4 + 1  # held, websockets' queue, one in hand
 
 
-async def test_metrics_only_for_allowed_networks(make_server: Factory) -> None:
+async def test_metrics_only_for_allowed_networks(make_server: ServerFactory) -> None:
     server = await make_server(metrics_allow=("127.0.0.2/32", "2001:db8::/32"))
     refused = await http_request(server.url, "/metrics", headers={})
     assert refused.status == 404

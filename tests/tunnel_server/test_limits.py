@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from websockets.exceptions import InvalidStatus
 
+from tests.tunnel_server.servers import ServerFactory
 from tunnel_server import TunnelServer
 from tunnel_server.testing import (
     cable_connect,
@@ -20,11 +20,10 @@ from tunnel_server.testing import (
     wait_until_idle,
 )
 
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "00112233445566778899AABBCCDDEEFF"
 
 
-async def test_ttl_closes_a_joined_tunnel_with_1001(make_server: Factory) -> None:
+async def test_ttl_closes_a_joined_tunnel_with_1001(make_server: ServerFactory) -> None:
     server = await make_server(ttl=0.8)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     desktop = await cable_connect(connect_url(server.url, server.routing_id, TUNNEL))
@@ -38,7 +37,9 @@ async def test_ttl_closes_a_joined_tunnel_with_1001(make_server: Factory) -> Non
     assert has_metric(server, 'cable_tunnels_completed_total{reason="ttl"} 1.0')
 
 
-async def test_join_timeout_closes_the_phone_and_forgets_the_tunnel(make_server: Factory) -> None:
+async def test_join_timeout_closes_the_phone_and_forgets_the_tunnel(
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(join_timeout=0.2)
     phone = await cable_connect(new_url(server.url, TUNNEL))
     code, reason = await closed_by_server(phone)
@@ -51,7 +52,7 @@ async def test_join_timeout_closes_the_phone_and_forgets_the_tunnel(make_server:
     assert has_metric(server, 'cable_tunnels_completed_total{reason="join_timeout"} 1.0')
 
 
-async def test_per_ip_limit_drops_extra_connections(make_server: Factory) -> None:
+async def test_per_ip_limit_drops_extra_connections(make_server: ServerFactory) -> None:
     server = await make_server(max_connections_per_ip=2)
     first = await cable_connect(new_url(server.url, TUNNEL))
     second = await cable_connect(connect_url(server.url, server.routing_id, TUNNEL))
@@ -68,7 +69,7 @@ async def test_per_ip_limit_drops_extra_connections(make_server: Factory) -> Non
     await wait_until_idle(server)
 
 
-async def test_per_ip_limit_counts_each_address_apart(make_server: Factory) -> None:
+async def test_per_ip_limit_counts_each_address_apart(make_server: ServerFactory) -> None:
     server = await make_server(max_connections_per_ip=1)
     first = await cable_connect(new_url(server.url, TUNNEL))
     other = await cable_connect(
@@ -82,7 +83,7 @@ async def test_per_ip_limit_counts_each_address_apart(make_server: Factory) -> N
     await wait_until_idle(server)
 
 
-async def test_max_tunnels_answers_503(make_server: Factory) -> None:
+async def test_max_tunnels_answers_503(make_server: ServerFactory) -> None:
     server = await make_server(max_tunnels=2)
     phones = [await cable_connect(new_url(server.url, f"{i:032X}")) for i in range(2)]
     with pytest.raises(InvalidStatus) as info:
@@ -103,7 +104,7 @@ async def test_max_tunnels_answers_503(make_server: Factory) -> None:
     [b"", b"GET /cable/new/", b"\x16\x03\x01\x02\x00garbage", b"NOT HTTP AT ALL\r\n\r\n"],
     ids=["idle", "partial", "tls-on-plain", "garbage"],
 )
-async def test_unfinished_handshakes_are_dropped(make_server: Factory, sent: bytes) -> None:
+async def test_unfinished_handshakes_are_dropped(make_server: ServerFactory, sent: bytes) -> None:
     server = await make_server(handshake_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(sent)
@@ -115,7 +116,7 @@ async def test_unfinished_handshakes_are_dropped(make_server: Factory, sent: byt
     assert has_metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
-async def test_origin_allow_list(make_server: Factory) -> None:
+async def test_origin_allow_list(make_server: ServerFactory) -> None:
     server = await make_server(allow_origins=("wss://Cable.Example.com",))
     ok = await cable_connect(new_url(server.url, TUNNEL), origin="wss://cable.example.com")
     for origin in ("wss://evil.example.com", None):

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from websockets.exceptions import ConnectionClosed
 
+from tests.tunnel_server.servers import ServerFactory, self_signed, tls_server
 from tunnel_server import ServerConfig, ServerConfigError, TunnelServer
 from tunnel_server.logs import LogfmtFormatter, RateLimitedLog
 from tunnel_server.testing import (
@@ -26,7 +21,6 @@ from tunnel_server.testing import (
     wait_until,
 )
 
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "A1B2C3D4E5F60718293A4B5C6D7E8F90"
 
 
@@ -111,36 +105,8 @@ async def test_shutdown_closes_what_is_left_after_grace(server: TunnelServer) ->
     assert server.active_tunnels() == 0 and server.open_connections() == 0
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-async def test_tls(make_server: Factory, tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    server = await make_server(host="localhost", tls_cert=str(cert), tls_key=str(key))
+async def test_tls(make_server: ServerFactory, tmp_path: Path) -> None:
+    server, cert = await tls_server(make_server, tmp_path)
     assert server.url.startswith("wss://localhost:")
     client_tls = ssl.create_default_context(cafile=str(cert))
     phone = await cable_connect(new_url(server.url, TUNNEL), ssl=client_tls)
@@ -155,7 +121,7 @@ async def test_tls(make_server: Factory, tmp_path: Path) -> None:
 
 
 async def test_tls_with_a_bad_key_file_says_what_to_check(tmp_path: Path) -> None:
-    cert, _ = _self_signed(tmp_path)
+    cert, _ = self_signed(tmp_path)
     bad = tmp_path / "bad.pem"
     bad.write_text("not a key")
     server = TunnelServer(ServerConfig(port=0, tls_cert=str(cert), tls_key=str(bad)))

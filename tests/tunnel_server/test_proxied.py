@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from tests.tunnel_server.servers import ServerFactory
 from tunnel_server import TunnelServer
 from tunnel_server.proxy_protocol import SIGNATURE, build_header
 from tunnel_server.testing import (
@@ -23,7 +23,6 @@ from tunnel_server.testing import (
     wait_until_idle,
 )
 
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A"
 CLIENT = ("203.0.113.7", 40000)
 
@@ -46,7 +45,7 @@ async def via_proxy(url: str, prefix: bytes) -> ClientConnection:
     return await cable_connect(url, sock=sock)
 
 
-async def test_the_header_source_is_the_client(make_server: Factory) -> None:
+async def test_the_header_source_is_the_client(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True)
     phone = await via_proxy(new_url(server.url, TUNNEL), header(server))
     desktop = await via_proxy(
@@ -61,7 +60,7 @@ async def test_the_header_source_is_the_client(make_server: Factory) -> None:
     await wait_until_idle(server)
 
 
-async def test_bytes_sent_with_the_header_are_kept(make_server: Factory) -> None:
+async def test_bytes_sent_with_the_header_are_kept(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True)
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -72,7 +71,7 @@ async def test_bytes_sent_with_the_header_are_kept(make_server: Factory) -> None
     await wait_until_idle(server)
 
 
-async def test_a_header_in_single_bytes_is_reassembled(make_server: Factory) -> None:
+async def test_a_header_in_single_bytes_is_reassembled(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     for byte in header(server):
@@ -85,7 +84,7 @@ async def test_a_header_in_single_bytes_is_reassembled(make_server: Factory) -> 
     await wait_until_idle(server)
 
 
-async def test_per_ip_limits_count_the_forwarded_client(make_server: Factory) -> None:
+async def test_per_ip_limits_count_the_forwarded_client(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True, max_connections_per_ip=1)
     first = await via_proxy(new_url(server.url, TUNNEL), header(server))
     again = await http_request(server.url, "/healthz", headers={}, prefix=header(server))
@@ -101,7 +100,7 @@ async def test_per_ip_limits_count_the_forwarded_client(make_server: Factory) ->
 
 
 async def test_local_health_checks_and_metrics_use_the_proxys_address(
-    make_server: Factory,
+    make_server: ServerFactory,
 ) -> None:
     server = await make_server(proxy_protocol=True)
     health = await http_request(server.url, "/healthz", headers={}, prefix=header(server, None))
@@ -124,7 +123,7 @@ async def test_local_health_checks_and_metrics_use_the_proxys_address(
     ids=["missing", "version-1", "short-address-block"],
 )
 async def test_bad_or_missing_headers_are_dropped(
-    make_server: Factory, prefix: bytes, reason: str
+    make_server: ServerFactory, prefix: bytes, reason: str
 ) -> None:
     server = await make_server(proxy_protocol=True)
     reply = await http_request(server.url, "/healthz", headers={}, prefix=prefix, timeout=3)
@@ -133,7 +132,7 @@ async def test_bad_or_missing_headers_are_dropped(
     await wait_until_idle(server)
 
 
-async def test_a_header_that_never_completes_times_out(make_server: Factory) -> None:
+async def test_a_header_that_never_completes_times_out(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True, handshake_timeout=0.3)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(header(server)[:20])
@@ -143,7 +142,7 @@ async def test_a_header_that_never_completes_times_out(make_server: Factory) -> 
     assert has_metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
-async def test_a_truncated_header_then_eof_is_dropped(make_server: Factory) -> None:
+async def test_a_truncated_header_then_eof_is_dropped(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True)
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(header(server)[:20])
@@ -154,7 +153,9 @@ async def test_a_truncated_header_then_eof_is_dropped(make_server: Factory) -> N
     assert has_metric(server, 'cable_rejections_total{reason="incomplete_handshake"} 1.0')
 
 
-async def test_peers_outside_trusted_proxies_are_dropped_at_accept(make_server: Factory) -> None:
+async def test_peers_outside_trusted_proxies_are_dropped_at_accept(
+    make_server: ServerFactory,
+) -> None:
     server = await make_server(proxy_protocol=True, trusted_proxies=("127.0.0.2/32",))
     reply = await http_request(server.url, "/healthz", headers={}, prefix=header(server))
     assert reply.status == 0
@@ -168,7 +169,7 @@ async def test_peers_outside_trusted_proxies_are_dropped_at_accept(make_server: 
     await wait_until_idle(server)
 
 
-async def test_tunnels_behind_the_proxy_end_as_usual(make_server: Factory) -> None:
+async def test_tunnels_behind_the_proxy_end_as_usual(make_server: ServerFactory) -> None:
     server = await make_server(proxy_protocol=True, join_timeout=0.2)
     phone = await via_proxy(new_url(server.url, TUNNEL), header(server))
     code, _ = await closed_by_server(phone)

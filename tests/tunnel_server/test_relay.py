@@ -6,12 +6,12 @@ import asyncio
 import gc
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
+from tests.tunnel_server.servers import ServerFactory
 from tunnel_server import TunnelServer
 from tunnel_server.testing import (
     cable_connect,
@@ -22,7 +22,6 @@ from tunnel_server.testing import (
     wait_until_idle,
 )
 
-Factory = Callable[..., Awaitable[TunnelServer]]
 TUNNEL = "3EEF97097986413B059EAA2A30D653D4"
 
 
@@ -87,7 +86,7 @@ async def test_lowercase_and_uppercase_ids_meet(server: TunnelServer) -> None:
 
 
 async def test_phone_messages_before_the_desktop_are_held_in_order(
-    make_server: Factory,
+    make_server: ServerFactory,
 ) -> None:
     server = await make_server(max_buffered=4)
     phone = await cable_connect(new_url(server.url, TUNNEL))
@@ -155,7 +154,7 @@ async def refused_with(url: str, **kwargs: object) -> InvalidStatus:
 
 @pytest.mark.parametrize("sender", ["phone", "desktop"])
 async def test_oversize_message_closes_both_sides_with_1009(
-    make_server: Factory, sender: str
+    make_server: ServerFactory, sender: str
 ) -> None:
     server = await make_server(max_message_size=1000)
     phone, desktop = await open_pair(server)
@@ -183,7 +182,7 @@ async def test_text_frame_closes_both_sides_with_1003(server: TunnelServer, send
     await wait_until_idle(server)
 
 
-async def test_message_limit_closes_both_sides_with_1008(make_server: Factory) -> None:
+async def test_message_limit_closes_both_sides_with_1008(make_server: ServerFactory) -> None:
     server = await make_server(max_messages=3)
     phone, desktop = await open_pair(server)
     for i in range(3):
@@ -231,7 +230,7 @@ async def test_phone_leaving_before_the_desktop_frees_the_tunnel(server: TunnelS
     await wait_until_idle(server)
 
 
-async def test_a_few_hundred_concurrent_tunnels(make_server: Factory) -> None:
+async def test_a_few_hundred_concurrent_tunnels(make_server: ServerFactory) -> None:
     count = 300
     server = await make_server(max_tunnels_per_ip=count)  # all phones share 127.0.0.1
 
