@@ -18,7 +18,13 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from hybrid.protocol.constants import ROUTING_ID_HEADER
 from tests.cluster.tunnels import Pair, open_pair, relays
 from tests.tunnel_server.servers import self_signed
-from tunnel_server.cluster.__main__ import main, proxy_protocol_supported
+from tunnel_server.cluster.__main__ import (
+    build_parser,
+    main,
+    proxy_protocol_supported,
+    settings_from_args,
+)
+from tunnel_server.cluster.errors import ClusterError, ClusterReason
 from tunnel_server.cluster.supervisor import Cluster, ClusterSettings
 from tunnel_server.cluster.testing import (
     ClusterProcess,
@@ -324,6 +330,11 @@ async def test_port_taken_or_haproxy_missing_starts_no_process() -> None:
         ("--nodes", "2", "--port", "8443", "--host", "0.0.0.0"),
         ("--nodes", "2", "--port", "8443", "--", "--port", "1"),
         ("--nodes", "2", "--port", "8443", "--", "--ttl", "0"),
+        # abbreviations argparse accepts, and the PROXY flags the cluster sets itself
+        ("--nodes", "2", "--port", "8443", "--", "--rout", "0A0B0C"),
+        ("--nodes", "2", "--port", "8443", "--", "--por=9000"),
+        ("--nodes", "2", "--port", "8443", "--", "--trusted-proxies", "10.0.0.0/8"),
+        ("--nodes", "2", "--port", "8443", "--", "--proxy-protocol"),
     ],
 )
 def test_bad_flags_exit_2_before_anything_starts(
@@ -333,6 +344,33 @@ def test_bad_flags_exit_2_before_anything_starts(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(("error (bad_node_flags)", "error (bad_node_list)"))
+
+
+@pytest.mark.parametrize(
+    ("node_args", "flag"),
+    [
+        (["--rout", "0A0B0C"], "--routing-id"),
+        (["--po", "9000"], "--port"),
+        (["--tls-k=key.pem"], "--tls-key"),
+        (["--grace", "1", "--trusted", "10.0.0.0/8"], "--trusted-proxies"),
+        (["--proxy-p"], "--proxy-protocol"),
+    ],
+)
+def test_node_flags_the_cluster_sets_are_refused_in_any_spelling(
+    node_args: list[str], flag: str
+) -> None:
+    args = build_parser().parse_args(["--nodes", "2", "--port", "8443"])
+    with pytest.raises(ClusterError) as info:
+        settings_from_args(args, node_args)
+    assert info.value.reason is ClusterReason.BAD_NODE_FLAGS
+    assert flag in str(info.value)
+
+
+def test_node_flags_keep_their_values() -> None:
+    args = build_parser().parse_args(["--nodes", "1", "--port", "8443"])
+    settings = settings_from_args(args, ["--grace", "3", "--ttl", "30", "--max-tunnels", "5"])
+    assert (settings.grace, settings.ttl) == (3.0, 30.0)
+    assert settings.node_args == ("--grace", "3", "--ttl", "30", "--max-tunnels", "5")
 
 
 async def test_node_flags_with_and_without_proxy_protocol() -> None:

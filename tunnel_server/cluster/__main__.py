@@ -17,15 +17,23 @@ from collections.abc import Sequence
 
 from tunnel_server.__main__ import build_parser as node_parser
 from tunnel_server.__main__ import config_from_args
-from tunnel_server.config import ServerConfigError, is_loopback
+from tunnel_server.config import ServerConfig, ServerConfigError, is_loopback
 from tunnel_server.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 from .errors import ClusterError, ClusterReason
 from .haproxy import normal_routing_id
 from .supervisor import Cluster, ClusterSettings
 
-#: Node flags the cluster sets itself.
-RESERVED_NODE_FLAGS = ("--host", "--port", "--routing-id", "--tls-cert", "--tls-key")
+#: Node flags the cluster sets itself (by argparse dest, so abbreviations count too).
+RESERVED_NODE_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "routing_id": "--routing-id",
+    "tls_cert": "--tls-cert",
+    "tls_key": "--tls-key",
+    "proxy_protocol": "--proxy-protocol",
+    "trusted_proxies": "--trusted-proxies",
+}
 MAX_NODES = 64
 
 
@@ -84,6 +92,36 @@ def _routing_ids(text: str | None, count: int) -> tuple[str, ...]:
     return given
 
 
+class _Unset:
+    """Default of the reserved node flags, so that any spelling of one is noticed."""
+
+
+def _node_config(node_args: Sequence[str]) -> ServerConfig:
+    """The node flags as a config; `ClusterError` if one sets what the cluster sets itself.
+
+    Checked after argparse has resolved the flags, so `--rout` or `--port=1` count too.
+    """
+    parser = node_parser()
+    unset = _Unset()
+    parser.set_defaults(**dict.fromkeys(RESERVED_NODE_FLAGS, unset))
+    args = parser.parse_args(list(node_args))
+    taken = [flag for dest, flag in RESERVED_NODE_FLAGS.items() if getattr(args, dest) is not unset]
+    if taken:
+        raise ClusterError(
+            ClusterReason.BAD_NODE_FLAGS,
+            f"node flag {taken[0]} is set by the cluster: use the cluster's own "
+            "--port/--host/--routing-ids/--tls-cert/--tls-key instead (the nodes always take "
+            "PROXY v2 from HAProxy on loopback).",
+        )
+    defaults = node_parser().parse_args([])
+    for dest in RESERVED_NODE_FLAGS:
+        setattr(args, dest, getattr(defaults, dest))
+    try:
+        return config_from_args(args)
+    except ServerConfigError as exc:
+        raise ClusterError(ClusterReason.BAD_NODE_FLAGS, f"node flags: {exc}") from exc
+
+
 def settings_from_args(args: argparse.Namespace, node_args: Sequence[str]) -> ClusterSettings:
     """Check the cluster's flags and the node flags; `ClusterError` says which to fix."""
     if not 1 <= args.nodes <= MAX_NODES:
@@ -104,17 +142,7 @@ def settings_from_args(args: argparse.Namespace, node_args: Sequence[str]) -> Cl
         raise ClusterError(
             ClusterReason.BAD_NODE_FLAGS, "--max-connections-per-ip must be at least 1."
         )
-    for flag in node_args:
-        if flag.split("=", 1)[0] in RESERVED_NODE_FLAGS:
-            raise ClusterError(
-                ClusterReason.BAD_NODE_FLAGS,
-                f"node flag {flag} is set by the cluster: use the cluster's own "
-                "--port/--host/--routing-ids/--tls-cert/--tls-key instead.",
-            )
-    try:
-        node = config_from_args(node_parser().parse_args(list(node_args)))
-    except ServerConfigError as exc:
-        raise ClusterError(ClusterReason.BAD_NODE_FLAGS, f"node flags: {exc}") from exc
+    node = _node_config(node_args)
     return ClusterSettings(
         routing_ids=_routing_ids(args.routing_ids, args.nodes),
         port=args.port,
