@@ -55,3 +55,45 @@ def test_a_bad_node_list_exits_2_and_writes_nothing(
     assert capsys.readouterr().err.startswith("error (bad_node_list)")
     assert not (tmp_path / "out").exists()
     assert main([str(tmp_path / "missing.txt"), "--out-dir", str(tmp_path / "out")]) == 2
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--ttl", "nan"],
+        ["--ttl", "inf"],
+        ["--ttl", "0"],
+        ["--grace", "-5"],
+        ["--port", "99999"],
+        ["--port", "0"],
+        ["--max-connections-per-ip", "0"],
+        ["--max-connections", "-3"],
+        ["--map-path", "/etc/haproxy/cable rids.map"],
+        ["--tls-pem", ""],
+        ["--stats-socket", "/run/a\nb"],
+        ["--host", "127.0.0.1 extra"],
+    ],
+)
+def test_bad_settings_exit_2_and_write_nothing(
+    tmp_path: Path, flags: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nodes = tmp_path / "nodes.txt"
+    nodes.write_text("0A0B0C 127.0.0.1:8101\n")
+    assert main([str(nodes), "--out-dir", str(tmp_path / "out"), *flags]) == 2
+    assert capsys.readouterr().err.startswith("error (bad_node_flags)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_list_or_unwritable_out_dir_is_an_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    binary = tmp_path / "nodes.bin"
+    binary.write_bytes(b"\xff\xfe0A0B0C 127.0.0.1:8101\n")
+    assert main([str(binary), "--out-dir", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error (bad_node_list)")
+    nodes = tmp_path / "nodes.txt"
+    nodes.write_text("0A0B0C 127.0.0.1:8101\n")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main([str(nodes), "--out-dir", str(a_file)]) == 1
+    assert capsys.readouterr().err.startswith("error (cannot_write)")

@@ -81,6 +81,8 @@ def test_per_client_cap_and_tls_bind() -> None:
         [Node("0a0b0c", "127.0.0.1", 1)],
         [Node("0A0B0", "127.0.0.1", 1)],
         [Node("0A0B0C", "127.0.0.1", 0)],
+        [Node("0A0B0C", "", 1)],
+        [Node("0A0B0C", "127.0.0.1\nbackend x", 1)],
     ],
 )
 def test_bad_node_lists_are_refused(nodes: list[Node]) -> None:

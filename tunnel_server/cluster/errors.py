@@ -15,6 +15,7 @@ class ClusterReason(enum.Enum):
     NODE_FAILED = "node_failed"
     HAPROXY_FAILED = "haproxy_failed"
     NOT_HEALTHY = "not_healthy"
+    CANNOT_WRITE = "cannot_write"
 
 
 class ClusterError(HybridError):

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tunnel_server.exit_codes import EXIT_OK, EXIT_USAGE
+from tunnel_server.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 from .errors import ClusterError, ClusterReason
 from .haproxy import Front, HaproxyFiles, Node, normal_routing_id, render
@@ -109,11 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         try:
-            text = args.node_list.read_text()
-        except OSError as exc:
+            text = args.node_list.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ClusterError(
                 ClusterReason.BAD_NODE_LIST,
-                f"cannot read the node list {str(args.node_list)!r} ({exc.strerror}).",
+                f"cannot read the node list {str(args.node_list)!r} ({why}).",
             ) from exc
         nodes = parse_node_list(text)
         front = Front(
@@ -132,7 +133,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClusterError as exc:
         print(f"error ({exc.reason.value}): {exc}", file=sys.stderr)
         return EXIT_USAGE
-    for path in write_files(args.out_dir, nodes, files):
+    try:
+        written = write_files(args.out_dir, nodes, files)
+    except OSError as exc:
+        error = ClusterError(
+            ClusterReason.CANNOT_WRITE,
+            f"cannot write under --out-dir {str(args.out_dir)!r} ({exc.strerror}: "
+            f"{exc.filename}): give a directory you may write to.",
+        )
+        print(f"error ({error.reason.value}): {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    for path in written:
         print(os.fspath(path))
     return EXIT_OK
 
