@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import resource
 import secrets
 import string
@@ -156,14 +157,18 @@ class ServerConfig:
             "--max-tunnels-per-ip": self.max_tunnels_per_ip,
         }
         for flag, value in positive.items():
-            if not value > 0:
-                raise ServerConfigError(f"{flag} must be greater than 0, not {value}.")
+            if not 0 < value < math.inf:
+                raise ServerConfigError(f"{flag} must be greater than 0 and finite, not {value}.")
         if not 1 <= self.ipv6_prefix <= 128:
             raise ServerConfigError(f"--ipv6-prefix must be 1..128, not {self.ipv6_prefix}.")
-        if self.grace < 0:
-            raise ServerConfigError(f"--grace must be 0 or more seconds, not {self.grace}.")
-        if self.ping_interval is not None and not self.ping_interval > 0:
-            raise ServerConfigError("--ping-interval must be greater than 0 (or 0 to turn off).")
+        if not 0 <= self.grace < math.inf:
+            raise ServerConfigError(
+                f"--grace must be 0 or more seconds (finite), not {self.grace}."
+            )
+        if self.ping_interval is not None and not 0 < self.ping_interval < math.inf:
+            raise ServerConfigError(
+                "--ping-interval must be greater than 0 and finite (or 0 to turn off)."
+            )
 
     @property
     def routing_id_bytes(self) -> bytes:

@@ -24,13 +24,27 @@ MAX_QUEUE = 4
 WRITE_LIMIT = 32 * 1024
 
 
+class _EncryptedKey(Exception):
+    """Raised from OpenSSL's passphrase callback instead of prompting on the terminal."""
+
+
+def _refuse_passphrase() -> bytes:
+    raise _EncryptedKey
+
+
 def _tls_context(config: ServerConfig) -> ssl.SSLContext | None:
     if config.tls_cert is None or config.tls_key is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(config.tls_cert, config.tls_key)
+        context.load_cert_chain(config.tls_cert, config.tls_key, password=_refuse_passphrase)
+    except _EncryptedKey:
+        raise ServerConfigError(
+            f"the TLS key {config.tls_key!r} is encrypted and a server cannot ask for its "
+            "passphrase: give an unencrypted key (openssl pkey -in KEY -out PLAIN_KEY), "
+            "readable only by the server's user."
+        ) from None
     except (OSError, ssl.SSLError) as exc:
         raise ServerConfigError(
             f"cannot load the TLS certificate {config.tls_cert!r} and key {config.tls_key!r} "
@@ -53,9 +67,9 @@ def _listening_socket(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family = infos[0][0]
         sock = socket.create_server((host, port), family=family, backlog=1024)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a name IDNA cannot encode, a NUL
         raise ServerConfigError(
-            f"cannot listen on {host}:{port} ({exc}): pick another --port (0 = any free one) "
+            f"cannot listen on {host!r}:{port} ({exc}): pick another --port (0 = any free one) "
             "or check --host."
         ) from exc
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)

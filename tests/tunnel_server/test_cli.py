@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib.util
+import os
+import pty
 import re
 import signal
 import socket
 import subprocess
 import sys
+import termios
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from websockets.exceptions import InvalidStatus
 
 from hybrid.errors import TunnelError
+from tests.tunnel_server.servers import self_signed
 from tunnel_server.__main__ import build_parser, config_from_args, main
 from tunnel_server.proxy_protocol import build_header
 from tunnel_server.testing import (
@@ -77,6 +84,65 @@ def test_bad_flags_exit_2_with_advice(
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--host", "a" * 70, "--insecure"], "--host"),  # a DNS label IDNA cannot encode
+        (["--host", "x..y", "--insecure"], "--host"),
+        (["--host", "bad\x00host", "--insecure"], "--host"),
+        (["--ttl", "inf"], "--ttl"),
+        (["--join-timeout", "nan"], "--join-timeout"),
+        (["--handshake-timeout", "inf"], "--handshake-timeout"),
+        (["--close-timeout", "nan"], "--close-timeout"),
+        (["--grace", "nan"], "--grace"),
+        (["--grace", "inf"], "--grace"),
+        (["--ping-interval", "inf"], "--ping-interval"),
+    ],
+)
+def test_unusable_hosts_and_non_finite_numbers_exit_2(
+    args: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--port", "0", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ")
+    assert flag in captured.err
+    assert captured.out == ""
+
+
+def test_an_encrypted_tls_key_is_refused_without_prompting(tmp_path: Path) -> None:
+    """OpenSSL would ask for the passphrase on the terminal and wait there for ever."""
+    cert, key = self_signed(tmp_path)
+    loaded = serialization.load_pem_private_key(key.read_bytes(), None)
+    key.write_bytes(
+        loaded.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    controller, terminal = pty.openpty()
+    argv = [sys.executable, "-m", "tunnel_server", "--port", "0"]
+    proc = subprocess.Popen(
+        [*argv, "--tls-cert", str(cert), "--tls-key", str(key)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,  # then the pty becomes its controlling terminal
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(terminal)
+    try:
+        assert proc.wait(timeout=15) == 2
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+        output = os.read(controller, 4096)
+        os.close(controller)
+    assert output.startswith(b"error: ")
+    assert str(key).encode() in output
 
 
 def test_cidr_lists_are_split_on_commas() -> None:
