@@ -335,6 +335,10 @@ async def test_port_taken_or_haproxy_missing_starts_no_process() -> None:
         ("--nodes", "2", "--port", "8443", "--", "--por=9000"),
         ("--nodes", "2", "--port", "8443", "--", "--trusted-proxies", "10.0.0.0/8"),
         ("--nodes", "2", "--port", "8443", "--", "--proxy-protocol"),
+        # values HAProxy cannot hold: refused before any node starts
+        ("--nodes", "2", "--port", "8443", "--", "--ttl", "1e12"),
+        ("--nodes", "2", "--port", "8443", "--max-connections-per-ip", "99999999999999999999"),
+        ("--nodes", "2", "--port", "8443", "--host", "127.0.0.1 extra"),
     ],
 )
 def test_bad_flags_exit_2_before_anything_starts(

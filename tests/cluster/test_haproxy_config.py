@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import pytest
 
 from tests.tunnel_server.servers import self_signed
 from tunnel_server.cluster import ClusterError, ClusterReason, Front, Node, render
-from tunnel_server.cluster.haproxy import NEW_BACKEND
+from tunnel_server.cluster.haproxy import (
+    HAPROXY_INT_MAX,
+    HAPROXY_TIMER_MAX,
+    NEW_BACKEND,
+    TIMER_MARGIN,
+)
 from tunnel_server.cluster.runtime import parse_stat
 from tunnel_server.cluster.supervisor import find_haproxy
 
@@ -129,3 +135,28 @@ def test_stat_parsing_picks_the_new_tunnel_servers() -> None:
         ("node_0A0B0C", True),
         ("node_D1E2F3", False),
     ]
+
+
+def test_haproxy_accepts_the_largest_settings_the_checks_allow(tmp_path: Path) -> None:
+    top = HAPROXY_TIMER_MAX - TIMER_MARGIN
+    front = Front(
+        map_path=str(tmp_path / "rids.map"),
+        ttl=top,
+        grace=top,
+        handshake_timeout=top,
+        max_connections=HAPROXY_INT_MAX,
+        max_connections_per_ip=HAPROXY_INT_MAX,
+    )
+    files = render(NODES, front)
+    (tmp_path / "rids.map").write_text(files.rid_map)
+    (tmp_path / "haproxy.cfg").write_text(files.config)
+    result = subprocess.run(
+        [find_haproxy(None), "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    with pytest.raises(ClusterError) as info:
+        render(NODES, dataclasses.replace(front, ttl=top + 1))
+    assert info.value.reason is ClusterReason.BAD_NODE_FLAGS

@@ -21,7 +21,7 @@ from tunnel_server.config import ServerConfig, ServerConfigError, is_loopback
 from tunnel_server.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 from .errors import ClusterError, ClusterReason
-from .haproxy import normal_routing_id
+from .haproxy import Front, check_front, normal_routing_id
 from .supervisor import Cluster, ClusterSettings
 
 #: Node flags the cluster sets itself (by argparse dest, so abbreviations count too).
@@ -143,6 +143,18 @@ def settings_from_args(args: argparse.Namespace, node_args: Sequence[str]) -> Cl
             ClusterReason.BAD_NODE_FLAGS, "--max-connections-per-ip must be at least 1."
         )
     node = _node_config(node_args)
+    # what HAProxy will get, checked now rather than after the nodes have started
+    check_front(
+        Front(
+            map_path="rids.map",
+            host=args.host,
+            port=args.port,
+            ttl=node.ttl,
+            grace=node.grace,
+            handshake_timeout=node.handshake_timeout,
+            max_connections_per_ip=args.max_connections_per_ip,
+        )
+    )
     return ClusterSettings(
         routing_ids=_routing_ids(args.routing_ids, args.nodes),
         port=args.port,

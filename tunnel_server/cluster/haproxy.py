@@ -126,6 +126,13 @@ def check_nodes(nodes: Sequence[Node]) -> None:
         seen_addresses.add(node.address)
 
 
+#: HAProxy's counters are C ints; its timers count milliseconds in one (about 24.8 days).
+HAPROXY_INT_MAX = 2**31 - 1
+HAPROXY_TIMER_MAX = HAPROXY_INT_MAX // 1000
+#: Seconds added to the TTL or grace for HAProxy's own `timeout tunnel` and `hard-stop-after`.
+TIMER_MARGIN = 30
+
+
 def check_front(front: Front) -> None:
     """Refuse settings HAProxy would reject or misread: numbers out of range, or words with
     spaces or control characters that would split or end a configuration line."""
@@ -139,16 +146,18 @@ def check_front(front: Front) -> None:
         ("--max-connections", front.max_connections),
         ("--max-connections-per-ip", front.max_connections_per_ip),
     ):
-        if count < 1:
-            refuse(f"{flag} must be at least 1, not {count}.")
+        if not 1 <= count <= HAPROXY_INT_MAX:
+            refuse(f"{flag} must be 1..{HAPROXY_INT_MAX}, not {count}.")
     for flag, seconds, zero_ok in (
         ("--ttl", front.ttl, False),
         ("--grace", front.grace, True),
         ("--handshake-timeout", front.handshake_timeout, False),
     ):
-        if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_ok):
-            least = "0 or more" if zero_ok else "above 0"
-            refuse(f"{flag} must be a finite number of seconds, {least}, not {seconds}.")
+        # HAProxy's timers (the TTL and grace plus a margin) must fit its 32-bit milliseconds
+        top = HAPROXY_TIMER_MAX - TIMER_MARGIN
+        if not 0 <= seconds <= top or (seconds == 0 and not zero_ok):
+            least = "0" if zero_ok else "above 0"
+            refuse(f"{flag} must be {least} up to {top} seconds, not {seconds}.")
     for flag, word in (
         ("--host", front.host),
         ("--map-path", front.map_path),
@@ -181,7 +190,7 @@ def _global(front: Front) -> list[str]:
         f"    maxconn {front.max_connections}",
         "    # after a reload the old worker keeps its live tunnels (at most a TTL); on stop the",
         "    # nodes end them within their grace; this only bounds a stop or reload gone wrong",
-        f"    hard-stop-after {_seconds(max(front.ttl, front.grace) + 30)}",
+        f"    hard-stop-after {_seconds(max(front.ttl, front.grace) + TIMER_MARGIN)}",
     ]
     if front.stats_socket is not None:
         lines.append(f"    stats socket {front.stats_socket} mode 600 level admin")
@@ -198,7 +207,7 @@ def _defaults(front: Front) -> list[str]:
         "    timeout server 30s",
         f"    timeout http-request {_seconds(front.handshake_timeout)}",
         "    # longer than the tunnel TTL: the nodes end tunnels, HAProxy never cuts one short",
-        f"    timeout tunnel {_seconds(front.ttl + 30)}",
+        f"    timeout tunnel {_seconds(front.ttl + TIMER_MARGIN)}",
         "    timeout client-fin 5s",
         "    timeout check 1s",
         "    # a refused connection is retried on another node (new tunnels only can succeed)",
