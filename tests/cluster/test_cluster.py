@@ -320,6 +320,11 @@ async def test_port_taken_or_haproxy_missing_starts_no_process() -> None:
     assert (code, out) == (1, "")
     assert "error (haproxy_missing)" in err
     assert "'haproxy'" in err  # the Debian package to install
+    code, out, err = await run_cli(
+        "--nodes", "1", "--port", str(free_port()), "--host", "unresolvable.invalid", "--insecure"
+    )  # fmt: skip
+    assert (code, out) == (1, "")
+    assert err.startswith("error (bad_node_flags)")
 
 
 @pytest.mark.parametrize(
@@ -339,6 +344,7 @@ async def test_port_taken_or_haproxy_missing_starts_no_process() -> None:
         ("--nodes", "2", "--port", "8443", "--", "--ttl", "1e12"),
         ("--nodes", "2", "--port", "8443", "--max-connections-per-ip", "99999999999999999999"),
         ("--nodes", "2", "--port", "8443", "--host", "127.0.0.1 extra"),
+        ("--nodes", "1", "--port", "8443", "--tls-cert", "/nonexistent", "--tls-key", "/x"),
     ],
 )
 def test_bad_flags_exit_2_before_anything_starts(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import sys
@@ -138,6 +139,15 @@ def settings_from_args(args: argparse.Namespace, node_args: Sequence[str]) -> Cl
             f"refusing plain ws:// on non-loopback host {args.host!r}: give --tls-cert and "
             "--tls-key, or pass --insecure behind another TLS proxy.",
         )
+    for path in (args.tls_cert, args.tls_key):
+        try:
+            with open(path or os.devnull, "rb"):
+                pass
+        except OSError as exc:
+            raise ClusterError(
+                ClusterReason.BAD_NODE_FLAGS,
+                f"cannot read {path!r} ({exc.strerror}): check --tls-cert and --tls-key.",
+            ) from exc
     if args.max_connections_per_ip < 1:
         raise ClusterError(
             ClusterReason.BAD_NODE_FLAGS, "--max-connections-per-ip must be at least 1."

@@ -82,6 +82,14 @@ def find_haproxy(explicit: str | None) -> str:
 def check_port_free(host: str, port: int) -> None:
     """Fail early, before any process starts, when HAProxy could not bind its port."""
     try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, ValueError) as exc:  # not a taken port: the name is no address
+        raise ClusterError(
+            ClusterReason.BAD_NODE_FLAGS,
+            f"cannot listen on --host {host!r} ({exc}): give an address of this machine, "
+            "e.g. 127.0.0.1 or ::.",
+        ) from exc
+    try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
