@@ -97,6 +97,19 @@ def test_bad_node_lists_are_refused(nodes: list[Node]) -> None:
     assert info.value.reason is ClusterReason.BAD_NODE_LIST
 
 
+def haproxy_check(tmp_path: Path, front: Front) -> subprocess.CompletedProcess[str]:
+    """`haproxy -c` on the files rendered for `NODES` behind `front`."""
+    files = render(NODES, front)
+    (tmp_path / "rids.map").write_text(files.rid_map)
+    (tmp_path / "haproxy.cfg").write_text(files.config)
+    return subprocess.run(
+        [find_haproxy(None), "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("proxy_protocol", [False, True])
 def test_haproxy_accepts_the_generated_config(tmp_path: Path, proxy_protocol: bool) -> None:
     cert, key = self_signed(tmp_path)
@@ -108,15 +121,7 @@ def test_haproxy_accepts_the_generated_config(tmp_path: Path, proxy_protocol: bo
         proxy_protocol=proxy_protocol,
         stats_socket=str(tmp_path / "haproxy.sock"),
     )
-    files = render(NODES, front)
-    (tmp_path / "rids.map").write_text(files.rid_map)
-    (tmp_path / "haproxy.cfg").write_text(files.config)
-    result = subprocess.run(
-        [find_haproxy(None), "-c", "-f", str(tmp_path / "haproxy.cfg")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = haproxy_check(tmp_path, front)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "[WARNING]" not in result.stdout + result.stderr
 
@@ -147,15 +152,7 @@ def test_haproxy_accepts_the_largest_settings_the_checks_allow(tmp_path: Path) -
         max_connections=HAPROXY_INT_MAX,
         max_connections_per_ip=HAPROXY_INT_MAX,
     )
-    files = render(NODES, front)
-    (tmp_path / "rids.map").write_text(files.rid_map)
-    (tmp_path / "haproxy.cfg").write_text(files.config)
-    result = subprocess.run(
-        [find_haproxy(None), "-c", "-f", str(tmp_path / "haproxy.cfg")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = haproxy_check(tmp_path, front)
     assert result.returncode == 0, result.stdout + result.stderr
     with pytest.raises(ClusterError) as info:
         render(NODES, dataclasses.replace(front, ttl=top + 1))

@@ -148,10 +148,6 @@ def settings_from_args(args: argparse.Namespace, node_args: Sequence[str]) -> Cl
                 ClusterReason.BAD_NODE_FLAGS,
                 f"cannot read {path!r} ({exc.strerror}): check --tls-cert and --tls-key.",
             ) from exc
-    if args.max_connections_per_ip < 1:
-        raise ClusterError(
-            ClusterReason.BAD_NODE_FLAGS, "--max-connections-per-ip must be at least 1."
-        )
     node = _node_config(node_args)
     # what HAProxy will get, checked now rather than after the nodes have started
     check_front(
