@@ -25,7 +25,7 @@ from tunnel_server.cluster.__main__ import (
     settings_from_args,
 )
 from tunnel_server.cluster.errors import ClusterError, ClusterReason
-from tunnel_server.cluster.supervisor import Cluster, ClusterSettings
+from tunnel_server.cluster.supervisor import Cluster, ClusterSettings, check_port_free
 from tunnel_server.cluster.testing import (
     ClusterProcess,
     alive,
@@ -85,6 +85,28 @@ async def test_routes_by_routing_id_and_spreads_new_tunnels() -> None:
             await desktop.close()
             assert (await closed_by_server(phone))[0] == 1000
         await stop_and_check(cluster)
+
+
+async def test_an_ipv6_cluster_serves_tunnels() -> None:
+    """HAProxy on ::1 (the free-port check once tried IPv6 addresses as IPv4)."""
+    args = ("--nodes", "1", "--port", str(free_port("::1")), "--host", "::1")
+    async with running_cluster(*args) as c:
+        assert c.url.startswith("ws://[::1]:")
+        assert (await http_request(c.url, "/healthz", headers={})).status == 200
+        phone, desktop, rid = await open_pair(c.url)
+        assert rid in c.nodes
+        await relays(phone, desktop, b"over IPv6")
+        await phone.close()
+        await desktop.close()
+    assert alive(c.pids) == []
+
+
+def test_the_port_check_sees_ipv6_sockets() -> None:
+    taken = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    with taken, pytest.raises(ClusterError) as info:
+        check_port_free("::1", taken.getsockname()[1])
+    assert info.value.reason is ClusterReason.PORT_TAKEN
+    check_port_free("::1", free_port("::1"))
 
 
 async def test_tls_ends_at_haproxy(tmp_path: Path) -> None:

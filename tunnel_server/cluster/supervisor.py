@@ -82,15 +82,17 @@ def find_haproxy(explicit: str | None) -> str:
 def check_port_free(host: str, port: int) -> None:
     """Fail early, before any process starts, when HAProxy could not bind its port."""
     try:
-        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, ValueError) as exc:  # not a taken port: the name is no address
         raise ClusterError(
             ClusterReason.BAD_NODE_FLAGS,
             f"cannot listen on --host {host!r} ({exc}): give an address of this machine, "
             "e.g. 127.0.0.1 or ::.",
         ) from exc
+    # HAProxy binds "::" with v4v6, so the IPv4 side of the port must be free too
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
     try:
-        with socket.create_server((host, port)):
+        with socket.create_server((host, port), family=family, dualstack_ipv6=dualstack):
             pass
     except OSError as exc:
         raise ClusterError(

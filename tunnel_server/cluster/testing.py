@@ -75,7 +75,8 @@ class ClusterProcess:
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now (for HAProxy, which cannot report port 0)."""
-    with socket.create_server((host, 0)) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.create_server((host, 0), family=family) as sock:
         return int(sock.getsockname()[1])
 
 
