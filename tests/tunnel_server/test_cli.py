@@ -259,7 +259,7 @@ async def test_cluster_node_flags_health_and_drain() -> None:
             return True
         return False
 
-    await wait_until(health_refused, what="/healthz refused while draining")
+    await wait_until(health_refused, timeout=15, what="/healthz refused while draining")
     await desktop.send(b"draining")
     assert await phone.recv() == b"draining"
     assert proc.returncode is None
