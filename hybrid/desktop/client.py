@@ -48,10 +48,11 @@ log = logging.getLogger(__name__)
 
 #: After this long without the phone's advert, say that its Bluetooth must be on and near.
 PHONE_HINT_AFTER: Final = 15.0
-_TIMEOUT_ADVICE: Final = (
+_PHONE_ADVICE: Final = (
     "scan the QR code with the phone's camera, keep its Bluetooth on and the phone near this "
-    "computer, or touch your security key, then try again."
+    "computer"
 )
+_KEY_ADVICE: Final = "insert your security key and touch it"
 _SCAN: Final = "Scan the QR code with your phone's camera"
 #: What a ceremony may offer: the phone over hybrid (QR code, Bluetooth), USB security keys.
 TRANSPORTS: Final = ("hybrid", "usb")
@@ -157,7 +158,10 @@ class HybridClient:
 
         race: Race[dict[str, Any]] = Race(dropped, more_may_come=keys is not None)
         looking: asyncio.Task[None] | None = None
-        async with time_limit(self.timeout, waiting_for, _TIMEOUT_ADVICE):
+        advice = " or ".join(
+            text for text, offered in ((_PHONE_ADVICE, phone), (_KEY_ADVICE, keys)) if offered
+        )
+        async with time_limit(self.timeout, waiting_for, f"{advice}, then try again."):
             try:
                 if keys is not None:
                     finder = KeyFinder(

@@ -224,6 +224,7 @@ async def test_no_key_plugged_in_waits_then_times_out(person: Person, server: Fi
     assert caught.value.waiting_for == "security key"
     assert person.stages() == [Stage.INSERT_KEY]
     assert ceremony_threads() == []
+    assert "QR" not in str(caught.value)  # no phone was offered: no advice to scan a code
 
 
 def test_unknown_transport_is_refused() -> None:
