@@ -1,0 +1,82 @@
+"""Keys and applications that misbehave: a ceremony still ends, on time, with the right error.
+
+The keys are software keys behind python-fido2's real `CtapHidDevice` (real CTAPHID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fido2.server import Fido2Server
+from fido2.webauthn import PublicKeyCredentialRpEntity, UserVerificationRequirement
+
+from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
+from hybrid.authenticator.security_key import PresenceCheck
+from hybrid.desktop import HybridClient, race
+from hybrid.errors import CeremonyTimeout
+from tests.conftest import ORIGIN, RP_ID, USER
+from tests.e2e.keys import Person, UsbPort, ceremony_threads
+
+DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+
+
+def no_qr(url: str) -> None:
+    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
+
+
+@pytest.fixture
+def server() -> Fido2Server:
+    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+
+
+class StuckCore(StoreCredentialCore):
+    """Firmware that hangs in makeCredential and ignores CTAPHID CANCEL (keepalives go on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def make_credential(
+        self, params: dict[Any, Any], user_verified: bool, confirm_presence: PresenceCheck
+    ) -> dict[int, Any]:
+        self.entered.set()
+        self.release.wait(10)  # bounded, so that a regression fails instead of hanging forever
+        return super().make_credential(params, user_verified, confirm_presence)
+
+
+@pytest.fixture
+def stuck() -> Iterator[tuple[SoftwareSecurityKey, StuckCore]]:
+    core = StuckCore()
+    key = SoftwareSecurityKey(core)
+    yield key, core
+    core.release.set()
+    key.close()
+
+
+async def test_key_ignoring_cancel_does_not_hold_the_timeout(
+    stuck: tuple[SoftwareSecurityKey, StuckCore],
+    server: Fido2Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(race, "CANCEL_GRACE", 0.3)
+    key, core = stuck
+    client = HybridClient(
+        ORIGIN, on_status=Person(), timeout=0.3, transports=("usb",), security_keys=UsbPort(key)
+    )
+    options, _ = server.register_begin(USER, user_verification=DISCOURAGED)
+    ceremony = asyncio.create_task(client.make_credential(dict(options["publicKey"]), no_qr))
+    finished, _ = await asyncio.wait([ceremony], timeout=3)
+    assert ceremony in finished  # not held for as long as the key hangs (10 s here)
+    with pytest.raises(CeremonyTimeout) as caught:
+        ceremony.result()
+    assert caught.value.waiting_for == "security key" and core.entered.is_set()
+    for _ in range(100):  # the ceremony closed the key's handle: its thread ends at once
+        if not ceremony_threads():
+            break
+        await asyncio.sleep(0.02)
+    assert ceremony_threads() == []
