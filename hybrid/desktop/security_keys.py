@@ -10,6 +10,7 @@ turns its errors into the project's. A key that needs its PIN is first *picked* 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import struct
@@ -155,6 +156,22 @@ async def _resolve(value: Awaitable[T]) -> T:
     return await value
 
 
+class _CallbackFailed(Exception):
+    """The application's `on_status` or `on_pin` raised on a key's thread: `error` goes to the
+    caller as it is, not mistaken for a bad reply from the key."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        super().__init__(repr(error))
+
+
+def _callback(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except Exception as exc:
+        raise _CallbackFailed(exc) from exc
+
+
 class KeyCeremony(UserInteraction):
     """One key's part in a ceremony; `run()` blocks (call it on a worker thread).
 
@@ -196,6 +213,8 @@ class KeyCeremony(UserInteraction):
                 registration = client.make_credential(options, event=self._cancel)
                 return key_registration_json(prepared, registration)
             return key_assertion_json(prepared, client.get_assertion(options, event=self._cancel))
+        except _CallbackFailed as exc:
+            raise exc.error from None  # the application's own bug, not the key's
         except PinRequiredError as exc:
             raise SecurityKeyError(
                 f"This security key ({self.name}) needs its PIN: sign in again and enter the "
@@ -276,17 +295,17 @@ class KeyCeremony(UserInteraction):
 
     def _ask_pin(self, on_pin: OnPin) -> str | None:
         """A plain `on_pin` runs on this thread; an async one on the event loop."""
-        value = on_pin()
+        value = _callback(on_pin)
         if inspect.isawaitable(value):
             future = asyncio.run_coroutine_threadsafe(_resolve(value), self._loop)
-            while True:
-                try:
-                    value = future.result(timeout=0.05)
-                    break
-                except TimeoutError:
-                    if self._cancel.is_set():
-                        future.cancel()
-                        raise CtapError(CtapError.ERR.KEEPALIVE_CANCEL) from None
+            while not concurrent.futures.wait([future], timeout=0.05).done:
+                if self._cancel.is_set():
+                    future.cancel()
+                    raise CtapError(CtapError.ERR.KEEPALIVE_CANCEL)
+            value = _callback(future.result)
+        if value is not None and not isinstance(value, str):
+            kind = type(value).__name__
+            raise _CallbackFailed(TypeError(f"on_pin must return a str or None, not {kind}"))
         return value or None
 
 
@@ -304,7 +323,7 @@ async def key_path(
     cancel = threading.Event()
 
     def emit(stage: Stage, message: str) -> None:
-        asyncio.run_coroutine_threadsafe(status(stage, message), loop).result()
+        _callback(asyncio.run_coroutine_threadsafe(status(stage, message), loop).result)
 
     ceremony = KeyCeremony(
         device,

@@ -17,15 +17,24 @@ from fido2.webauthn import PublicKeyCredentialRpEntity, UserVerificationRequirem
 from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
 from hybrid.authenticator.security_key import PresenceCheck
 from hybrid.desktop import HybridClient, race
-from hybrid.errors import CeremonyTimeout
+from hybrid.errors import CeremonyTimeout, HybridError
+from hybrid.status import Stage, Status
 from tests.conftest import ORIGIN, RP_ID, USER
 from tests.e2e.keys import Person, UsbPort, ceremony_threads
 
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+REQUIRED = UserVerificationRequirement.REQUIRED
+PIN = "4711"
 
 
 def no_qr(url: str) -> None:
     raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
+
+
+def key_client(key: SoftwareSecurityKey, person: Person, **kwargs: Any) -> HybridClient:
+    return HybridClient(
+        ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key), **kwargs
+    )
 
 
 @pytest.fixture
@@ -65,9 +74,7 @@ async def test_key_ignoring_cancel_does_not_hold_the_timeout(
 ) -> None:
     monkeypatch.setattr(race, "CANCEL_GRACE", 0.3)
     key, core = stuck
-    client = HybridClient(
-        ORIGIN, on_status=Person(), timeout=0.3, transports=("usb",), security_keys=UsbPort(key)
-    )
+    client = key_client(key, Person(), timeout=0.3)
     options, _ = server.register_begin(USER, user_verification=DISCOURAGED)
     ceremony = asyncio.create_task(client.make_credential(dict(options["publicKey"]), no_qr))
     finished, _ = await asyncio.wait([ceremony], timeout=3)
@@ -80,3 +87,44 @@ async def test_key_ignoring_cancel_does_not_hold_the_timeout(
             break
         await asyncio.sleep(0.02)
     assert ceremony_threads() == []
+
+
+async def test_on_status_failing_at_the_touch_prompt_is_the_applications_error(
+    server: Fido2Server,
+) -> None:
+    bug = ValueError("on_status bug")  # a type python-fido2 also raises for bad key replies
+
+    def on_status(status: Status) -> None:
+        if status.stage is Stage.TOUCH_KEY:
+            raise bug
+
+    options, _ = server.register_begin(USER, user_verification=DISCOURAGED)
+    with SoftwareSecurityKey.with_store(touch=threading.Event()) as key:
+        client = HybridClient(
+            ORIGIN, on_status=on_status, transports=("usb",), security_keys=UsbPort(key)
+        )
+        with pytest.raises(ValueError) as caught:
+            await client.make_credential(dict(options["publicKey"]), no_qr)
+    assert caught.value is bug  # not a SecurityKeyError blaming the key
+    assert ceremony_threads() == []
+
+
+async def test_on_pin_failing_or_returning_a_non_string_is_the_applications_error(
+    server: Fido2Server,
+) -> None:
+    bug = KeyError("on_pin bug")
+
+    async def failing_pin() -> str:
+        raise bug
+
+    options, _ = server.register_begin(USER, user_verification=REQUIRED)
+    for on_pin, expected in ((failing_pin, KeyError), (lambda: 4711, TypeError)):
+        person = Person()
+        with SoftwareSecurityKey.with_store(touch=person.touch, pin=PIN) as key:
+            client = key_client(key, person, on_pin=on_pin)
+            with pytest.raises(expected) as caught:
+                await client.make_credential(dict(options["publicKey"]), no_qr)
+        assert not isinstance(caught.value, HybridError)
+        assert expected is TypeError or caught.value is bug
+        assert person.stages()[-1] is Stage.ENTER_PIN
+        assert ceremony_threads() == []
