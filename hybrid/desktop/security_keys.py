@@ -39,6 +39,7 @@ from fido2.webauthn import (
 )
 
 from hybrid.ctap import CtapStatus, error_for_status
+from hybrid.desktop.key_extensions import key_extensions
 from hybrid.desktop.race import in_thread
 from hybrid.errors import CtapStatusError, HybridError, SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage
@@ -207,7 +208,9 @@ class KeyCeremony(UserInteraction):
         """The credential JSON, or the project's error for what went wrong."""
         prepared = self._request.prepared
         try:
-            self._client = client = Fido2Client(self._device, _OurClientData(prepared), self)
+            self._client = client = Fido2Client(
+                self._device, _OurClientData(prepared), self, extensions=key_extensions()
+            )
             options = self._request.for_key(client.info, self.name)
             if isinstance(options, PublicKeyCredentialCreationOptions):
                 registration = client.make_credential(options, event=self._cancel)

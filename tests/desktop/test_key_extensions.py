@@ -1,0 +1,75 @@
+"""largeBlob with a USB key that has no large-blob storage (the software key has none), as
+WebAuthn L3 §10.1.5 and the phone path report it; checked by `Fido2Server`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fido2.server import Fido2Server
+from fido2.utils import websafe_encode
+from fido2.webauthn import (
+    PublicKeyCredentialRpEntity,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from hybrid.authenticator import SoftwareSecurityKey
+from hybrid.desktop import HybridClient
+from hybrid.errors import SecurityKeyError, SecurityKeyReason
+from hybrid.status import Stage
+from tests.conftest import ORIGIN, RP_ID, USER
+from tests.e2e.keys import Person, UsbPort, ceremony_threads
+
+DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+
+
+def no_qr(url: str) -> None:
+    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
+
+
+@pytest.fixture
+def server() -> Fido2Server:
+    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
+
+
+async def test_large_blob_on_a_key_without_storage(server: Fido2Server) -> None:
+    person = Person()
+    with SoftwareSecurityKey.with_store(touch=person.touch) as key:
+        client = HybridClient(
+            ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key)
+        )
+
+        def creation(support: str) -> tuple[dict[str, Any], Any]:
+            options, state = server.register_begin(
+                USER,
+                resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+                user_verification=DISCOURAGED,
+            )
+            return {
+                **options["publicKey"],
+                "extensions": {"largeBlob": {"support": support}},
+            }, state
+
+        required, _ = creation("required")
+        with pytest.raises(SecurityKeyError) as caught:
+            await client.make_credential(required, no_qr)
+        assert caught.value.reason is SecurityKeyReason.UNSUPPORTED  # skipped, not "garbled"
+        assert [s.error for s in person.of(Stage.KEY_SKIPPED)] == [caught.value]
+
+        preferred, state = creation("preferred")
+        registered = await client.make_credential(preferred, no_qr)
+        assert registered["clientExtensionResults"] == {"largeBlob": {"supported": False}}
+        credential = server.register_complete(state, registered).credential_data
+        assert credential is not None
+
+        for blob, expected in (
+            ({"read": True}, {}),
+            ({"write": websafe_encode(b"blob")}, {"written": False}),
+        ):
+            options, state = server.authenticate_begin([credential], user_verification=DISCOURAGED)
+            request = {**options["publicKey"], "extensions": {"largeBlob": blob}}
+            assertion = await client.get_assertion(request, no_qr)
+            server.authenticate_complete(state, [credential], assertion)
+            assert assertion["clientExtensionResults"] == {"largeBlob": expected}
+    assert ceremony_threads() == []
