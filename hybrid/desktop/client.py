@@ -17,8 +17,9 @@ from bleak.backends.scanner import BaseBleakScanner
 
 from hybrid.ble.scanner import CableScanner, check_bluetooth
 from hybrid.callbacks import call_maybe_async
+from hybrid.desktop.key_finder import KeyFinder, ListKeys
 from hybrid.desktop.race import Race, may_come_back
-from hybrid.desktop.security_keys import KeyFinder, KeyRequest, ListKeys, OnPin, key_path
+from hybrid.desktop.security_keys import KeyRequest, OnPin, key_path
 from hybrid.desktop.session import HybridSession
 from hybrid.errors import HybridError
 from hybrid.protocol import (

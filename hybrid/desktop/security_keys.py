@@ -15,7 +15,7 @@ import inspect
 import logging
 import struct
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
@@ -29,7 +29,7 @@ from fido2.client import (
 from fido2.ctap import CtapDevice, CtapError
 from fido2.ctap2.base import Info
 from fido2.ctap2.pin import ClientPin
-from fido2.hid import ConnectionFailure, CtapHidDevice, list_descriptors, open_connection
+from fido2.hid import ConnectionFailure
 from fido2.webauthn import (
     AuthenticatorSelectionCriteria,
     CollectedClientData,
@@ -50,11 +50,7 @@ from hybrid.webauthn.prepare import PreparedRequest
 
 log = logging.getLogger(__name__)
 
-#: How often the desktop looks for newly plugged-in keys during a ceremony (seconds).
-KEY_POLL_INTERVAL: Final = 1.0
-
 T = TypeVar("T")
-ListKeys = Callable[[], Iterable[CtapDevice]]
 OnPin = Callable[[], "str | Awaitable[str | None] | None"]
 #: Reports a status from a key's thread; returns once `on_status` has run.
 Emit = Callable[[Stage, str], None]
@@ -85,20 +81,6 @@ def device_id(device: CtapDevice) -> str:
 def device_name(device: CtapDevice) -> str:
     product = getattr(getattr(device, "descriptor", None), "product_name", None)
     return shown(product, "security key") if isinstance(product, str) else "security key"
-
-
-def hid_keys(skip: set[str]) -> list[CtapDevice]:
-    """python-fido2's HID discovery, opening only keys not in `skip` (opening sends INIT)."""
-    devices: list[CtapDevice] = []
-    for descriptor in list_descriptors():  # type: ignore[no-untyped-call]
-        if f"usb:{descriptor.path}" in skip:
-            continue
-        try:
-            connection = open_connection(descriptor)  # type: ignore[no-untyped-call]
-            devices.append(CtapHidDevice(descriptor, connection))
-        except Exception as exc:
-            log.info("cannot open HID device %s: %s", descriptor.path, type(exc).__name__)
-    return devices
 
 
 @dataclass(frozen=True)
@@ -339,60 +321,3 @@ async def key_path(
         phone_offered=phone_offered,
     )
     return await in_thread(ceremony.run, cancel, f"hybrid-security-key {device_id(device)}")
-
-
-def _close(device: CtapDevice) -> None:
-    try:
-        device.close()
-    except OSError as exc:  # already gone with the key
-        log.debug("closing a security key failed: %s", exc)
-
-
-class KeyFinder:
-    """Looks for keys when a ceremony starts and about every second; new ones join it.
-
-    It owns the devices it found: each is closed once, by `forget` or `close`.
-    """
-
-    def __init__(self, list_keys: ListKeys | None, start: Callable[[str, CtapDevice], None]):
-        self._list_keys = list_keys
-        self._start = start
-        self._seen: dict[str, CtapDevice] = {}
-
-    def forget(self, ident: str) -> None:
-        """A key pulled out may come back: close it, and offer it again when it is listed."""
-        device = self._seen.pop(ident, None)
-        if device is not None:
-            _close(device)
-
-    def close(self) -> None:
-        """Close every key this ceremony opened (once their threads have ended)."""
-        for device in self._seen.values():
-            _close(device)
-        self._seen.clear()
-
-    async def poll(self) -> None:
-        devices = await in_thread(self._list, threading.Event(), "hybrid-key-discovery")
-        for device in devices:
-            ident = device_id(device)
-            known = self._seen.get(ident)
-            if known is not None:
-                if known is not device:
-                    _close(device)  # a second handle on a key already offered (or dropped)
-                continue
-            self._seen[ident] = device
-            self._start(ident, device)
-
-    async def keep_looking(self) -> None:
-        while True:
-            await asyncio.sleep(KEY_POLL_INTERVAL)
-            await self.poll()
-
-    def _list(self) -> list[CtapDevice]:
-        if self._list_keys is None:
-            return hid_keys(set(self._seen))
-        try:
-            return list(self._list_keys())
-        except OSError as exc:  # a key vanishing while being listed
-            log.info("listing security keys failed: %s", exc)
-            return []
