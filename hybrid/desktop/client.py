@@ -69,6 +69,22 @@ Options = str | Mapping[str, Any]
 Finish = Callable[[PreparedRequest, bytes], dict[str, Any]]
 
 
+async def _outcome(
+    race: Race[dict[str, Any]], looking: asyncio.Task[None] | None
+) -> dict[str, Any]:
+    """The race's result; an error of the key discovery (`security_keys()`) ends it too."""
+    waiting = asyncio.ensure_future(race.wait())
+    try:
+        if looking is not None:
+            await asyncio.wait([waiting, looking], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                looking.result()  # raises what `security_keys()` raised
+        return await waiting
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+
+
 class HybridClient:
     """Runs hybrid ceremonies from a desktop: QR code, BLE proximity, tunnel, one CTAP command.
 
@@ -177,7 +193,7 @@ class HybridClient:
                     race.start(PHONE_PATH, self._phone(prepared, show_qr, finish, race, keys))
                 elif not race.decided:
                     await self._status(Stage.INSERT_KEY, "Insert your security key")
-                result = await race.wait()
+                result = await _outcome(race, looking)
             finally:
                 if looking is not None:
                     looking.cancel()

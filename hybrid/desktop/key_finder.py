@@ -90,7 +90,11 @@ class KeyFinder:
         if self._list_keys is None:
             return hid_keys(set(self._seen))
         try:
-            return list(self._list_keys())
+            devices = list(self._list_keys())
         except OSError as exc:  # a key vanishing while being listed
             log.info("listing security keys failed: %s", exc)
             return []
+        wrong = [type(d).__name__ for d in devices if not isinstance(d, CtapDevice)]
+        if wrong:
+            raise TypeError(f"security_keys() must return fido2.ctap.CtapDevices, not {wrong[0]}")
+        return devices

@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fido2.ctap import CtapDevice
 from fido2.server import Fido2Server
 from fido2.webauthn import PublicKeyCredentialRpEntity, UserVerificationRequirement
 
 from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
 from hybrid.authenticator.security_key import PresenceCheck
-from hybrid.desktop import HybridClient, race
+from hybrid.desktop import HybridClient, key_finder, race
 from hybrid.errors import CeremonyTimeout, HybridError
 from hybrid.status import Stage, Status
 from tests.conftest import ORIGIN, RP_ID, USER
@@ -32,9 +33,8 @@ def no_qr(url: str) -> None:
 
 
 def key_client(key: SoftwareSecurityKey, person: Person, **kwargs: Any) -> HybridClient:
-    return HybridClient(
-        ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key), **kwargs
-    )
+    keys = kwargs.pop("security_keys", UsbPort(key))
+    return HybridClient(ORIGIN, on_status=person, transports=("usb",), security_keys=keys, **kwargs)
 
 
 @pytest.fixture
@@ -128,3 +128,43 @@ async def test_on_pin_failing_or_returning_a_non_string_is_the_applications_erro
         assert expected is TypeError or caught.value is bug
         assert person.stages()[-1] is Stage.ENTER_PIN
         assert ceremony_threads() == []
+
+
+async def test_security_keys_returning_something_else_than_devices_is_named(
+    server: Fido2Server,
+) -> None:
+    options, _ = server.authenticate_begin(user_verification=DISCOURAGED)
+
+    def paths() -> Any:
+        return ["usb:1"]  # what an application's mistake may give
+
+    client = HybridClient(ORIGIN, transports=("usb",), security_keys=paths)
+    with pytest.raises(TypeError, match="CtapDevice") as caught:
+        await client.get_assertion(dict(options["publicKey"]), no_qr)
+    assert caught.value.__context__ is None  # not hidden behind a failure to close a string
+    assert ceremony_threads() == []
+
+
+async def test_security_keys_failing_mid_ceremony_ends_it_with_its_error(
+    server: Fido2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(key_finder, "KEY_POLL_INTERVAL", 0.05)
+    bug = RuntimeError("security_keys bug")
+    person = Person(touches=False)
+    with SoftwareSecurityKey.with_store(touch=person.touch) as key:
+        port = UsbPort(key)
+        calls: list[int] = []
+
+        def security_keys() -> list[CtapDevice]:
+            calls.append(1)
+            if len(calls) > 2:
+                raise bug
+            return port()
+
+        client = key_client(key, person, security_keys=security_keys, timeout=5.0)
+        options, _ = server.register_begin(USER, user_verification=DISCOURAGED)
+        with pytest.raises(RuntimeError) as caught:
+            await client.make_credential(dict(options["publicKey"]), no_qr)
+    assert caught.value is bug  # not lost in the background while the key blinks on
+    assert person.seen.is_set() and port.all_closed()
+    assert ceremony_threads() == []
