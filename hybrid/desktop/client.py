@@ -114,9 +114,13 @@ class HybridClient:
         transports: Sequence[str] = TRANSPORTS,
         on_pin: OnPin | None = None,
     ) -> None:
+        if isinstance(transports, str):
+            raise ValueError(f"transports must be a sequence such as ('usb',), not {transports!r}")
         unknown = set(transports) - set(TRANSPORTS)
         if unknown or not transports:
             raise ValueError(f"transports must be some of {TRANSPORTS}, not {tuple(transports)}")
+        if not timeout > 0:  # also refuses NaN, which would time out at once "within nan s"
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         cache_fido2_type_hints()  # see hybrid.webauthn.fido2_hints: 5x faster fido2 parsing
         self.origin = origin
         self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None

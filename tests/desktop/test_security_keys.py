@@ -232,6 +232,14 @@ def test_unknown_transport_is_refused() -> None:
         HybridClient(ORIGIN, transports=("nfc",))
     with pytest.raises(ValueError, match="transports"):
         HybridClient(ORIGIN, transports=())
+    with pytest.raises(ValueError, match="'usb'"):  # named as given, not as ('u', 's', 'b')
+        HybridClient(ORIGIN, transports="usb")
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        HybridClient(ORIGIN, timeout=timeout)
 
 
 async def test_extensions_are_processed_by_python_fido2_for_keys(
