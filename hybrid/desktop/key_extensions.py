@@ -1,5 +1,7 @@
-"""python-fido2's client extensions for USB keys, with largeBlob reported as browsers do.
+"""python-fido2's client extensions for USB keys, with prf and largeBlob reported as browsers do.
 
+For a key without hmac-secret python-fido2 leaves `prf` out of the results; WebAuthn L3
+(§10.1.4) and the phone path report `{"enabled": false}` at registration and `{}` at sign-in.
 python-fido2 raises a bare `ValueError` when a site asks for largeBlob and the key has no
 large-blob storage. WebAuthn L3 (§10.1.5) says otherwise, and so does the phone path: a
 registration that *requires* largeBlob cannot use the key (it is skipped as UNSUPPORTED), and a
@@ -17,6 +19,7 @@ from fido2.ctap2.extensions import (
     AuthenticationExtensionProcessor,
     AuthenticatorExtensionsLargeBlobInputs,
     AuthenticatorExtensionsLargeBlobOutputs,
+    AuthenticatorExtensionsPRFOutputs,
     CredBlobExtension,
     CredPropsExtension,
     CredProtectExtension,
@@ -30,6 +33,7 @@ from fido2.ctap2.pin import PinProtocol
 from fido2.webauthn import PublicKeyCredentialCreationOptions, PublicKeyCredentialRequestOptions
 
 LARGE_BLOB: Final = "largeBlob"
+PRF: Final = "prf"
 
 
 def _large_blob(
@@ -74,10 +78,39 @@ class BrowserLargeBlob(LargeBlobExtension):
         return AuthenticationExtensionProcessor(outputs={LARGE_BLOB: output})
 
 
+class BrowserPrf(HmacSecretExtension):
+    """prf as WebAuthn says, also for a key without hmac-secret (see above)."""
+
+    def make_credential(
+        self,
+        ctap: Ctap2,
+        options: PublicKeyCredentialCreationOptions,
+        pin_protocol: PinProtocol | None,
+    ) -> RegistrationExtensionProcessor | None:
+        processor = super().make_credential(ctap, options, pin_protocol)  # type: ignore[no-untyped-call]
+        if processor is None and (options.extensions or {}).get(PRF) is not None:
+            outputs = {PRF: AuthenticatorExtensionsPRFOutputs(enabled=False)}
+            return RegistrationExtensionProcessor(outputs=outputs)
+        return processor  # type: ignore[no-any-return]
+
+    def get_assertion(
+        self,
+        ctap: Ctap2,
+        options: PublicKeyCredentialRequestOptions,
+        pin_protocol: PinProtocol | None,
+    ) -> AuthenticationExtensionProcessor | None:
+        processor = super().get_assertion(ctap, options, pin_protocol)  # type: ignore[no-untyped-call]
+        if processor is None and (options.extensions or {}).get(PRF) is not None:
+            return AuthenticationExtensionProcessor(
+                outputs={PRF: AuthenticatorExtensionsPRFOutputs()}
+            )
+        return processor  # type: ignore[no-any-return]
+
+
 def key_extensions() -> list[Ctap2Extension]:
-    """python-fido2's default extensions, largeBlob replaced by `BrowserLargeBlob`."""
+    """python-fido2's default extensions, prf and largeBlob as browsers report them."""
     return [
-        HmacSecretExtension(),  # type: ignore[no-untyped-call]
+        BrowserPrf(),  # type: ignore[no-untyped-call]
         BrowserLargeBlob(),
         CredBlobExtension(),
         CredProtectExtension(),

@@ -1,5 +1,5 @@
-"""largeBlob with a USB key that has no large-blob storage (the software key has none), as
-WebAuthn L3 §10.1.5 and the phone path report it; checked by `Fido2Server`."""
+"""prf and largeBlob with USB keys that lack hmac-secret or large-blob storage, as WebAuthn L3
+(§10.1.4, §10.1.5) and the phone path report them; checked by `Fido2Server`."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import SoftwareSecurityKey
+from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
 from hybrid.desktop import HybridClient
 from hybrid.errors import SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage
+from hybrid.webauthn.extensions import CRED_PROTECT
 from tests.conftest import ORIGIN, RP_ID, USER
 from tests.e2e.keys import Person, UsbPort, ceremony_threads
 
@@ -72,4 +73,35 @@ async def test_large_blob_on_a_key_without_storage(server: Fido2Server) -> None:
             assertion = await client.get_assertion(request, no_qr)
             server.authenticate_complete(state, [credential], assertion)
             assert assertion["clientExtensionResults"] == {"largeBlob": expected}
+    assert ceremony_threads() == []
+
+
+class NoHmacSecretCore(StoreCredentialCore):
+    """The project's passkey logic on a key that does not offer hmac-secret (so no prf)."""
+
+    extensions = (CRED_PROTECT,)
+
+
+async def test_prf_on_a_key_without_hmac_secret(server: Fido2Server) -> None:
+    prf = {"prf": {"eval": {"first": websafe_encode(b"salt")}}}
+    person = Person()
+    with SoftwareSecurityKey(NoHmacSecretCore(), touch=person.touch) as key:
+        client = HybridClient(
+            ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key)
+        )
+        options, state = server.register_begin(
+            USER,
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=DISCOURAGED,
+        )
+        registered = await client.make_credential(
+            {**options["publicKey"], "extensions": prf}, no_qr
+        )
+        assert registered["clientExtensionResults"] == {"prf": {"enabled": False}}  # not left out
+        credential = server.register_complete(state, registered).credential_data
+        assert credential is not None
+        options, state = server.authenticate_begin([credential], user_verification=DISCOURAGED)
+        assertion = await client.get_assertion({**options["publicKey"], "extensions": prf}, no_qr)
+        server.authenticate_complete(state, [credential], assertion)
+        assert assertion["clientExtensionResults"] == {"prf": {}}  # as the phone path gives
     assert ceremony_threads() == []
