@@ -229,8 +229,10 @@ class KeyCeremony(UserInteraction):
             ) from exc
 
     def _removed(self) -> SecurityKeyError:
+        # Once picked it is the ceremony's only path: it ends, so a new attempt is needed.
+        then = "and try again" if self._picked else "to use it"
         return SecurityKeyError(
-            f"The security key ({self.name}) was removed: plug it back in to use it.",
+            f"The security key ({self.name}) was removed: plug it back in {then}.",
             reason=SecurityKeyReason.REMOVED,
             device=self.name,
         )

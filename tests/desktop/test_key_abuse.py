@@ -18,7 +18,7 @@ from fido2.webauthn import PublicKeyCredentialRpEntity, UserVerificationRequirem
 from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
 from hybrid.authenticator.security_key import PresenceCheck
 from hybrid.desktop import HybridClient, key_finder, race
-from hybrid.errors import CeremonyTimeout, HybridError
+from hybrid.errors import CeremonyTimeout, HybridError, SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage, Status
 from tests.conftest import ORIGIN, RP_ID, USER
 from tests.e2e.keys import Person, UsbPort, ceremony_threads
@@ -168,3 +168,22 @@ async def test_security_keys_failing_mid_ceremony_ends_it_with_its_error(
     assert caught.value is bug  # not lost in the background while the key blinks on
     assert person.seen.is_set() and port.all_closed()
     assert ceremony_threads() == []
+
+
+async def test_key_pulled_out_after_it_was_picked_says_to_try_again(server: Fido2Server) -> None:
+    person = Person()
+    key = SoftwareSecurityKey.with_store(touch=person.touch, pin=PIN)
+
+    async def on_pin() -> str:  # the user pulls the key out while typing its PIN
+        await asyncio.to_thread(key.unplug)
+        return PIN
+
+    options, _ = server.register_begin(USER, user_verification=REQUIRED)
+    with key, pytest.raises(SecurityKeyError) as caught:
+        await key_client(key, person, on_pin=on_pin).make_credential(
+            dict(options["publicKey"]), no_qr
+        )
+    assert caught.value.reason is SecurityKeyReason.REMOVED
+    # The ceremony ended with it (the key was its only path): plugging it back in is not enough.
+    assert "try again" in str(caught.value)
+    assert Stage.KEY_SKIPPED not in person.stages() and ceremony_threads() == []
