@@ -13,33 +13,24 @@ from typing import Any
 import pytest
 from fido2.ctap import CtapDevice
 from fido2.server import Fido2Server
-from fido2.webauthn import PublicKeyCredentialRpEntity, UserVerificationRequirement
+from fido2.webauthn import UserVerificationRequirement
 
 from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
 from hybrid.authenticator.security_key import PresenceCheck
 from hybrid.desktop import HybridClient, key_finder, race
 from hybrid.errors import CeremonyTimeout, HybridError, SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage, Status
-from tests.conftest import ORIGIN, RP_ID, USER
-from tests.e2e.keys import Person, UsbPort, ceremony_threads
+from tests.conftest import ORIGIN, USER
+from tests.e2e.keys import Person, UsbPort, ceremony_threads, no_qr
 
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
 REQUIRED = UserVerificationRequirement.REQUIRED
 PIN = "4711"
 
 
-def no_qr(url: str) -> None:
-    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
-
-
 def key_client(key: SoftwareSecurityKey, person: Person, **kwargs: Any) -> HybridClient:
     keys = kwargs.pop("security_keys", UsbPort(key))
     return HybridClient(ORIGIN, on_status=person, transports=("usb",), security_keys=keys, **kwargs)
-
-
-@pytest.fixture
-def server() -> Fido2Server:
-    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
 
 
 class StuckCore(StoreCredentialCore):

@@ -9,7 +9,6 @@ import pytest
 from fido2.server import Fido2Server
 from fido2.utils import websafe_encode
 from fido2.webauthn import (
-    PublicKeyCredentialRpEntity,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -19,19 +18,10 @@ from hybrid.desktop import HybridClient
 from hybrid.errors import SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage
 from hybrid.webauthn.extensions import CRED_PROTECT
-from tests.conftest import ORIGIN, RP_ID, USER
-from tests.e2e.keys import Person, UsbPort, ceremony_threads
+from tests.conftest import ORIGIN, USER
+from tests.e2e.keys import Person, UsbPort, ceremony_threads, no_qr
 
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
-
-
-def no_qr(url: str) -> None:
-    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
-
-
-@pytest.fixture
-def server() -> Fido2Server:
-    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
 
 
 async def test_large_blob_on_a_key_without_storage(server: Fido2Server) -> None:

@@ -15,7 +15,6 @@ from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import (
     AttestedCredentialData,
     AuthenticationResponse,
-    PublicKeyCredentialRpEntity,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -35,20 +34,11 @@ from hybrid.errors import (
 )
 from hybrid.status import Stage, Status
 from tests.conftest import ORIGIN, RP_ID, USER
-from tests.e2e.keys import Person, UsbPort, ceremony_threads, key_idle
+from tests.e2e.keys import Person, UsbPort, ceremony_threads, key_idle, no_qr
 
 PIN = "4711"
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
 REQUIRED = UserVerificationRequirement.REQUIRED
-
-
-def no_qr(url: str) -> None:
-    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
-
-
-@pytest.fixture
-def server() -> Fido2Server:
-    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
 
 
 @pytest.fixture
