@@ -83,6 +83,14 @@ class Peer:
     closed_advice: str
 
 
+#: WebSocket close code for a message over the limit (a tunnel server's --max-message-size).
+MESSAGE_TOO_BIG = 1009
+_TOO_BIG_ADVICE = (
+    "A message of this ceremony was too large for the tunnel server (WebSocket close 1009), "
+    "so it closed the connection: if the site asked for much (a large largeBlob to write, a "
+    "long allowCredentials list), use a security key, or ask the site to send less."
+)
+
 PHONE = Peer(
     "phone",
     "The phone closed the connection before answering: unlock the phone, keep it near this "
@@ -105,7 +113,8 @@ async def peer_failures(tunnel: Tunnel, peer: Peer) -> AsyncIterator[None]:
     try:
         yield
     except TunnelClosed as exc:
-        raise PeerError(peer.closed_advice, reason=PeerReason.CLOSED, close_code=exc.code) from exc
+        advice = _TOO_BIG_ADVICE if exc.code == MESSAGE_TOO_BIG else peer.closed_advice
+        raise PeerError(advice, reason=PeerReason.CLOSED, close_code=exc.code) from exc
     except ProtocolError as exc:
         tunnel.abort()
         raise exc.from_peer(peer.name) from exc

@@ -17,8 +17,9 @@ from bleak.backends.scanner import BaseBleakScanner
 
 from hybrid.ble.scanner import CableScanner, check_bluetooth
 from hybrid.callbacks import call_maybe_async
+from hybrid.desktop.key_finder import KeyFinder, ListKeys
 from hybrid.desktop.race import Race, may_come_back
-from hybrid.desktop.security_keys import KeyFinder, KeyRequest, ListKeys, OnPin, key_path
+from hybrid.desktop.security_keys import KeyRequest, OnPin, key_path
 from hybrid.desktop.session import HybridSession
 from hybrid.errors import HybridError
 from hybrid.protocol import (
@@ -48,10 +49,11 @@ log = logging.getLogger(__name__)
 
 #: After this long without the phone's advert, say that its Bluetooth must be on and near.
 PHONE_HINT_AFTER: Final = 15.0
-_TIMEOUT_ADVICE: Final = (
+_PHONE_ADVICE: Final = (
     "scan the QR code with the phone's camera, keep its Bluetooth on and the phone near this "
-    "computer, or touch your security key, then try again."
+    "computer"
 )
+_KEY_ADVICE: Final = "insert your security key and touch it"
 _SCAN: Final = "Scan the QR code with your phone's camera"
 #: What a ceremony may offer: the phone over hybrid (QR code, Bluetooth), USB security keys.
 TRANSPORTS: Final = ("hybrid", "usb")
@@ -65,6 +67,22 @@ ShowQR = Callable[[str], Awaitable[None] | None]
 OnStatus = Callable[[Status], Awaitable[None] | None]
 Options = str | Mapping[str, Any]
 Finish = Callable[[PreparedRequest, bytes], dict[str, Any]]
+
+
+async def _outcome(
+    race: Race[dict[str, Any]], looking: asyncio.Task[None] | None
+) -> dict[str, Any]:
+    """The race's result; an error of the key discovery (`security_keys()`) ends it too."""
+    waiting = asyncio.ensure_future(race.wait())
+    try:
+        if looking is not None:
+            await asyncio.wait([waiting, looking], return_when=asyncio.FIRST_COMPLETED)
+            if not waiting.done():
+                looking.result()  # raises what `security_keys()` raised
+        return await waiting
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
 
 
 class HybridClient:
@@ -96,9 +114,13 @@ class HybridClient:
         transports: Sequence[str] = TRANSPORTS,
         on_pin: OnPin | None = None,
     ) -> None:
+        if isinstance(transports, str):
+            raise ValueError(f"transports must be a sequence such as ('usb',), not {transports!r}")
         unknown = set(transports) - set(TRANSPORTS)
         if unknown or not transports:
             raise ValueError(f"transports must be some of {TRANSPORTS}, not {tuple(transports)}")
+        if not timeout > 0:  # also refuses NaN, which would time out at once "within nan s"
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         cache_fido2_type_hints()  # see hybrid.webauthn.fido2_hints: 5x faster fido2 parsing
         self.origin = origin
         self.tunnel_url = normalize_base_url(tunnel_url) if tunnel_url else None
@@ -157,7 +179,10 @@ class HybridClient:
 
         race: Race[dict[str, Any]] = Race(dropped, more_may_come=keys is not None)
         looking: asyncio.Task[None] | None = None
-        async with time_limit(self.timeout, waiting_for, _TIMEOUT_ADVICE):
+        advice = " or ".join(
+            text for text, offered in ((_PHONE_ADVICE, phone), (_KEY_ADVICE, keys)) if offered
+        )
+        async with time_limit(self.timeout, waiting_for, f"{advice}, then try again."):
             try:
                 if keys is not None:
                     finder = KeyFinder(
@@ -172,7 +197,7 @@ class HybridClient:
                     race.start(PHONE_PATH, self._phone(prepared, show_qr, finish, race, keys))
                 elif not race.decided:
                     await self._status(Stage.INSERT_KEY, "Insert your security key")
-                result = await race.wait()
+                result = await _outcome(race, looking)
             finally:
                 if looking is not None:
                     looking.cancel()

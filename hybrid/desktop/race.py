@@ -6,20 +6,28 @@ its PIN); the claim is atomic across threads, so there is never more than one wi
 other path is cancelled at once. A path that fails before any claim is dropped and reported;
 the ceremony ends with an error only when no path is left.
 
-Blocking python-fido2 calls run on a thread of their own (`in_thread`) that is always joined,
-also on cancellation, so no thread outlives a ceremony.
+Blocking python-fido2 calls run on a thread of their own (`in_thread`) that is joined, also on
+cancellation, so no thread outlives a ceremony; only a key that ignores CTAPHID CANCEL is left
+behind after `CANCEL_GRACE` seconds, so that it cannot hold the ceremony forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from hybrid.errors import BluetoothUnavailable, HybridError, SecurityKeyError, SecurityKeyReason
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: How long a cancelled key's thread may take to end before the ceremony stops waiting for it.
+CANCEL_GRACE: Final = 2.0
 
 OnDrop = Callable[[str, HybridError], Awaitable[None]]
 
@@ -37,35 +45,47 @@ async def in_thread(work: Callable[[], T], cancel: threading.Event, name: str) -
     """Run blocking `work` on a new thread; if cancelled, set `cancel` and wait for the thread.
 
     `work` must return soon after `cancel` is set (python-fido2 sends CTAPHID CANCEL and the
-    key answers KEEPALIVE_CANCEL). A result that arrives after the cancellation is dropped.
+    key answers KEEPALIVE_CANCEL). A key that ignores CANCEL would hold the ceremony (and its
+    timeout) forever, so after `CANCEL_GRACE` seconds the thread is left behind
+    (a daemon, logged) and the cancellation goes on. A result that arrives later is dropped.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
     def runner() -> None:
         try:
-            result = work()
-        except BaseException as error:  # handed to the awaiting task, not lost in the thread
-            loop.call_soon_threadsafe(_settle, done, None, error)
-        else:
-            loop.call_soon_threadsafe(_settle, done, result, None)
+            result: T | None = work()
+            error: BaseException | None = None
+        except BaseException as exc:  # handed to the awaiting task, not lost in the thread
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the thread was left behind
+            loop.call_soon_threadsafe(_settle, done, result, error)
 
     thread = threading.Thread(target=runner, name=name, daemon=True)
     thread.start()
-    cancelled = False
     try:
-        while not done.done():
-            try:
-                await asyncio.shield(done)
-            except asyncio.CancelledError:
-                cancel.set()
-                cancelled = True
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        cancel.set()
+        await _outlast(done, CANCEL_GRACE, name)
+        raise
     finally:
-        thread.join()  # it has handed over its outcome: this only reaps it
-    if cancelled:
-        done.exception()  # marks a late error as seen: the cancellation is what counts
-        raise asyncio.CancelledError
-    return done.result()
+        if done.done():
+            thread.join()  # it has handed over its outcome: this only reaps it
+
+
+async def _outlast(done: asyncio.Future[Any], grace: float, name: str) -> None:
+    """Wait (through further cancellations) up to `grace` s for a cancelled thread's outcome."""
+    deadline = asyncio.get_running_loop().time() + grace
+    while not done.done():
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            log.warning("%s did not stop within %g s of being cancelled: left behind", name, grace)
+            break
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([done], timeout=remaining)
+    # a late outcome (an error too) is dropped: the cancellation is what counts
+    done.add_done_callback(lambda late: late.cancelled() or late.exception())
 
 
 def may_come_back(error: HybridError) -> bool:

@@ -10,11 +10,12 @@ turns its errors into the project's. A key that needs its PIN is first *picked* 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import struct
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Final, TypeVar
 
@@ -28,7 +29,7 @@ from fido2.client import (
 from fido2.ctap import CtapDevice, CtapError
 from fido2.ctap2.base import Info
 from fido2.ctap2.pin import ClientPin
-from fido2.hid import ConnectionFailure, CtapHidDevice, list_descriptors, open_connection
+from fido2.hid import ConnectionFailure
 from fido2.webauthn import (
     AuthenticatorSelectionCriteria,
     CollectedClientData,
@@ -38,6 +39,7 @@ from fido2.webauthn import (
 )
 
 from hybrid.ctap import CtapStatus, error_for_status
+from hybrid.desktop.key_extensions import key_extensions
 from hybrid.desktop.race import in_thread
 from hybrid.errors import CtapStatusError, HybridError, SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage
@@ -48,11 +50,7 @@ from hybrid.webauthn.prepare import PreparedRequest
 
 log = logging.getLogger(__name__)
 
-#: How often the desktop looks for newly plugged-in keys during a ceremony (seconds).
-KEY_POLL_INTERVAL: Final = 1.0
-
 T = TypeVar("T")
-ListKeys = Callable[[], Iterable[CtapDevice]]
 OnPin = Callable[[], "str | Awaitable[str | None] | None"]
 #: Reports a status from a key's thread; returns once `on_status` has run.
 Emit = Callable[[Stage, str], None]
@@ -83,20 +81,6 @@ def device_id(device: CtapDevice) -> str:
 def device_name(device: CtapDevice) -> str:
     product = getattr(getattr(device, "descriptor", None), "product_name", None)
     return shown(product, "security key") if isinstance(product, str) else "security key"
-
-
-def hid_keys(skip: set[str]) -> list[CtapDevice]:
-    """python-fido2's HID discovery, opening only keys not in `skip` (opening sends INIT)."""
-    devices: list[CtapDevice] = []
-    for descriptor in list_descriptors():  # type: ignore[no-untyped-call]
-        if f"usb:{descriptor.path}" in skip:
-            continue
-        try:
-            connection = open_connection(descriptor)  # type: ignore[no-untyped-call]
-            devices.append(CtapHidDevice(descriptor, connection))
-        except Exception as exc:
-            log.info("cannot open HID device %s: %s", descriptor.path, type(exc).__name__)
-    return devices
 
 
 @dataclass(frozen=True)
@@ -155,6 +139,22 @@ async def _resolve(value: Awaitable[T]) -> T:
     return await value
 
 
+class _CallbackFailed(Exception):
+    """The application's `on_status` or `on_pin` raised on a key's thread: `error` goes to the
+    caller as it is, not mistaken for a bad reply from the key."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        super().__init__(repr(error))
+
+
+def _callback(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except Exception as exc:
+        raise _CallbackFailed(exc) from exc
+
+
 class KeyCeremony(UserInteraction):
     """One key's part in a ceremony; `run()` blocks (call it on a worker thread).
 
@@ -190,12 +190,16 @@ class KeyCeremony(UserInteraction):
         """The credential JSON, or the project's error for what went wrong."""
         prepared = self._request.prepared
         try:
-            self._client = client = Fido2Client(self._device, _OurClientData(prepared), self)
+            self._client = client = Fido2Client(
+                self._device, _OurClientData(prepared), self, extensions=key_extensions()
+            )
             options = self._request.for_key(client.info, self.name)
             if isinstance(options, PublicKeyCredentialCreationOptions):
                 registration = client.make_credential(options, event=self._cancel)
                 return key_registration_json(prepared, registration)
             return key_assertion_json(prepared, client.get_assertion(options, event=self._cancel))
+        except _CallbackFailed as exc:
+            raise exc.error from None  # the application's own bug, not the key's
         except PinRequiredError as exc:
             raise SecurityKeyError(
                 f"This security key ({self.name}) needs its PIN: sign in again and enter the "
@@ -225,8 +229,10 @@ class KeyCeremony(UserInteraction):
             ) from exc
 
     def _removed(self) -> SecurityKeyError:
+        # Once picked it is the ceremony's only path: it ends, so a new attempt is needed.
+        then = "and try again" if self._picked else "to use it"
         return SecurityKeyError(
-            f"The security key ({self.name}) was removed: plug it back in to use it.",
+            f"The security key ({self.name}) was removed: plug it back in {then}.",
             reason=SecurityKeyReason.REMOVED,
             device=self.name,
         )
@@ -276,17 +282,17 @@ class KeyCeremony(UserInteraction):
 
     def _ask_pin(self, on_pin: OnPin) -> str | None:
         """A plain `on_pin` runs on this thread; an async one on the event loop."""
-        value = on_pin()
+        value = _callback(on_pin)
         if inspect.isawaitable(value):
             future = asyncio.run_coroutine_threadsafe(_resolve(value), self._loop)
-            while True:
-                try:
-                    value = future.result(timeout=0.05)
-                    break
-                except TimeoutError:
-                    if self._cancel.is_set():
-                        future.cancel()
-                        raise CtapError(CtapError.ERR.KEEPALIVE_CANCEL) from None
+            while not concurrent.futures.wait([future], timeout=0.05).done:
+                if self._cancel.is_set():
+                    future.cancel()
+                    raise CtapError(CtapError.ERR.KEEPALIVE_CANCEL)
+            value = _callback(future.result)
+        if value is not None and not isinstance(value, str):
+            kind = type(value).__name__
+            raise _CallbackFailed(TypeError(f"on_pin must return a str or None, not {kind}"))
         return value or None
 
 
@@ -304,7 +310,7 @@ async def key_path(
     cancel = threading.Event()
 
     def emit(stage: Stage, message: str) -> None:
-        asyncio.run_coroutine_threadsafe(status(stage, message), loop).result()
+        _callback(asyncio.run_coroutine_threadsafe(status(stage, message), loop).result)
 
     ceremony = KeyCeremony(
         device,
@@ -317,60 +323,3 @@ async def key_path(
         phone_offered=phone_offered,
     )
     return await in_thread(ceremony.run, cancel, f"hybrid-security-key {device_id(device)}")
-
-
-def _close(device: CtapDevice) -> None:
-    try:
-        device.close()
-    except OSError as exc:  # already gone with the key
-        log.debug("closing a security key failed: %s", exc)
-
-
-class KeyFinder:
-    """Looks for keys when a ceremony starts and about every second; new ones join it.
-
-    It owns the devices it found: each is closed once, by `forget` or `close`.
-    """
-
-    def __init__(self, list_keys: ListKeys | None, start: Callable[[str, CtapDevice], None]):
-        self._list_keys = list_keys
-        self._start = start
-        self._seen: dict[str, CtapDevice] = {}
-
-    def forget(self, ident: str) -> None:
-        """A key pulled out may come back: close it, and offer it again when it is listed."""
-        device = self._seen.pop(ident, None)
-        if device is not None:
-            _close(device)
-
-    def close(self) -> None:
-        """Close every key this ceremony opened (once their threads have ended)."""
-        for device in self._seen.values():
-            _close(device)
-        self._seen.clear()
-
-    async def poll(self) -> None:
-        devices = await in_thread(self._list, threading.Event(), "hybrid-key-discovery")
-        for device in devices:
-            ident = device_id(device)
-            known = self._seen.get(ident)
-            if known is not None:
-                if known is not device:
-                    _close(device)  # a second handle on a key already offered (or dropped)
-                continue
-            self._seen[ident] = device
-            self._start(ident, device)
-
-    async def keep_looking(self) -> None:
-        while True:
-            await asyncio.sleep(KEY_POLL_INTERVAL)
-            await self.poll()
-
-    def _list(self) -> list[CtapDevice]:
-        if self._list_keys is None:
-            return hid_keys(set(self._seen))
-        try:
-            return list(self._list_keys())
-        except OSError as exc:  # a key vanishing while being listed
-            log.info("listing security keys failed: %s", exc)
-            return []

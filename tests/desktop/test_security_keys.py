@@ -15,7 +15,6 @@ from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import (
     AttestedCredentialData,
     AuthenticationResponse,
-    PublicKeyCredentialRpEntity,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
@@ -35,20 +34,11 @@ from hybrid.errors import (
 )
 from hybrid.status import Stage, Status
 from tests.conftest import ORIGIN, RP_ID, USER
-from tests.e2e.keys import Person, UsbPort, ceremony_threads, key_idle
+from tests.e2e.keys import Person, UsbPort, ceremony_threads, key_idle, no_qr
 
 PIN = "4711"
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
 REQUIRED = UserVerificationRequirement.REQUIRED
-
-
-def no_qr(url: str) -> None:
-    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
-
-
-@pytest.fixture
-def server() -> Fido2Server:
-    return Fido2Server(PublicKeyCredentialRpEntity(id=RP_ID, name="Example"))
 
 
 @pytest.fixture
@@ -224,6 +214,7 @@ async def test_no_key_plugged_in_waits_then_times_out(person: Person, server: Fi
     assert caught.value.waiting_for == "security key"
     assert person.stages() == [Stage.INSERT_KEY]
     assert ceremony_threads() == []
+    assert "QR" not in str(caught.value)  # no phone was offered: no advice to scan a code
 
 
 def test_unknown_transport_is_refused() -> None:
@@ -231,6 +222,14 @@ def test_unknown_transport_is_refused() -> None:
         HybridClient(ORIGIN, transports=("nfc",))
     with pytest.raises(ValueError, match="transports"):
         HybridClient(ORIGIN, transports=())
+    with pytest.raises(ValueError, match="'usb'"):  # named as given, not as ('u', 's', 'b')
+        HybridClient(ORIGIN, transports="usb")
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused(timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        HybridClient(ORIGIN, timeout=timeout)
 
 
 async def test_extensions_are_processed_by_python_fido2_for_keys(

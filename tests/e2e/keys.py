@@ -69,6 +69,11 @@ class Person:
         return [status for status in self.statuses if status.stage is stage]
 
 
+def no_qr(url: str) -> None:
+    """`show_qr` for a keys-only ceremony, which must never show a code."""
+    raise AssertionError(f"a keys-only ceremony showed a QR code: {url}")
+
+
 def ceremony_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(CEREMONY_THREADS)]
 

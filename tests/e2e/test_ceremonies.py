@@ -232,6 +232,17 @@ async def test_phone_hint_when_no_advert_arrives(
     assert len(hints) == 1 and "Bluetooth" in hints[0].message
 
 
+async def test_phone_only_timeout_advises_no_security_key(
+    make_client: ClientFactory, relying_party: Fido2Server
+) -> None:
+    client = make_client(timeout=0.3, transports=("hybrid",))
+    options, _ = relying_party.authenticate_begin()
+    with pytest.raises(CeremonyTimeout) as caught:
+        await client.get_assertion(dict(options["publicKey"]), lambda url: None)
+    assert caught.value.waiting_for == "phone"
+    assert "security key" not in str(caught.value)  # none was offered
+
+
 async def test_tunnel_server_down(
     make_client: ClientFactory,
     advertiser: BumbleAdvertiser,

@@ -22,7 +22,8 @@ from fido2.webauthn import (
 from hybrid.authenticator import SoftwareAuthenticator, approve_all
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ctap import decode_cbor_map
-from hybrid.errors import UserVerificationUnavailable
+from hybrid.errors import PeerError, PeerReason, UserVerificationUnavailable
+from hybrid.transport import MESSAGE_TOO_BIG
 from hybrid.webauthn.extensions import PhoneLacksExtension
 from tests.conftest import RP_ID, USER, ClientFactory
 from tests.e2e.phones import verifying_phone
@@ -182,3 +183,14 @@ async def test_large_blob_support_write_and_read(rig: Rig) -> None:
     assert written["clientExtensionResults"] == {"largeBlob": {"written": True}}
     read = await _sign_in(phone, rig, credential, {"largeBlob": {"read": True}})
     assert read["clientExtensionResults"] == {"largeBlob": {"blob": B64(blob)}}
+
+
+async def test_large_blob_too_big_for_the_tunnel_is_named(rig: Rig) -> None:
+    phone = rig.phone(verifying_phone())
+    credential, _, _ = await _register(phone, rig, {"largeBlob": {"support": "required"}})
+    blob = hashlib.shake_256(b"incompressible").digest(64 * 1024)  # over the 16 KiB default
+    with pytest.raises(PeerError) as caught:
+        await _sign_in(phone, rig, credential, {"largeBlob": {"write": B64(blob)}})
+    assert caught.value.reason is PeerReason.CLOSED
+    assert caught.value.close_code == MESSAGE_TOO_BIG  # the tunnel server refused the request
+    assert "unlock the phone" not in str(caught.value)  # not blamed on the phone
