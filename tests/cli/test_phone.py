@@ -8,12 +8,14 @@ The phone CLI runs in-process (`run()` with a BumbleAdvertiser on a VirtualRadio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
 import socket
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,8 +197,40 @@ def test_unreachable_bumble_controller_is_exit_3(capsys: pytest.CaptureFixture[s
     assert "plugged in" in capsys.readouterr().err
 
 
+@contextlib.contextmanager
+def sigint_ignored(ignored: bool) -> Iterator[None]:
+    """SIGINT ignored in this process while the block runs, as a shell starts `pytest &`."""
+    if not ignored:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def children_get_ctrl_c() -> Iterator[None]:
+    """Let a child started in the block see Ctrl-C even if this process ignores SIGINT.
+
+    An ignored signal stays ignored across exec, and Python then installs no KeyboardInterrupt
+    handler: a child of `pytest &` (a shell runs background jobs with SIGINT ignored) would
+    sit out the test's SIGINT. A handled signal is reset to the default at exec instead.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("parent_ignores_sigint", [False, True], ids=["foreground", "pytest_bg"])
 async def test_ctrl_c_stops_the_advert_and_closes_the_tunnel(
-    radio: VirtualRadio, local_server: TunnelServer
+    radio: VirtualRadio, local_server: TunnelServer, parent_ignores_sigint: bool
 ) -> None:
     # A controller on the radio behind HCI-over-TCP: the subprocess uses it as a USB dongle.
     sock = socket.socket()
@@ -205,22 +239,23 @@ async def test_ctrl_c_stops_the_advert_and_closes_the_tunnel(
     dongle: Any = await open_tcp_server_transport_with_socket(sock)  # has .server
     try:
         controller = radio.add_controller("dongle", dongle.source, dongle.sink)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hybrid.authenticator",
-            qr_url(),
-            "--yes",
-            "--tunnel-url",
-            local_server.url,
-            "--store",
-            ":memory:",
-            "--advertiser",
-            f"bumble:tcp-client:127.0.0.1:{port}",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        with sigint_ignored(parent_ignores_sigint), children_get_ctrl_c():
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hybrid.authenticator",
+                qr_url(),
+                "--yes",
+                "--tunnel-url",
+                local_server.url,
+                "--store",
+                ":memory:",
+                "--advertiser",
+                f"bumble:tcp-client:127.0.0.1:{port}",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
         assert proc.stderr is not None
         async with asyncio.timeout(20):
             while b"Advertising" not in (line := await proc.stderr.readline()):
