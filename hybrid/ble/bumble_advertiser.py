@@ -128,6 +128,10 @@ class BumbleAdvertiser:
         device_mod = import_bumble("bumble.device")
         uuid16 = FIDO_SERVICE_UUID16.to_bytes(2, "little")
         ad = bytes(core.AdvertisingData([(_SERVICE_DATA_16, uuid16 + data)]))
+        # Set before the await: a cancellation mid-start may leave the controller advertising,
+        # and stop() must then still turn it off (stopping an advert that never started is a
+        # no-op in bumble).
+        self._advertising = True
         try:
             await asyncio.wait_for(
                 self._device.start_advertising(
@@ -145,7 +149,6 @@ class BumbleAdvertiser:
                 "powered and not advertising for another program, then try again.",
                 AdvertiserReason.REFUSED,
             ) from exc
-        self._advertising = True
 
     async def stop(self) -> None:
         """Stop advertising; safe to call again or before `advertise`."""

@@ -126,3 +126,17 @@ async def test_real_hci_transport_to_a_virtual_dongle(
         server: asyncio.Server = getattr(dongle, "server")  # noqa: B009  (bumble's own attribute)
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("steps", range(0, 40, 3))
+async def test_stop_after_a_cancelled_advertise_leaves_no_advert(steps: int) -> None:
+    """Ctrl-C can land anywhere in advertise(); stop() must still turn the advert off."""
+    async with VirtualRadio() as radio:
+        advertiser = await BumbleAdvertiser.from_radio(radio, "phone")
+        starting = asyncio.create_task(advertiser.advertise(b"\x01" * 20))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await advertiser.stop()
+        assert not advertiser.device.is_advertising
