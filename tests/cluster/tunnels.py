@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Iterable
 
 from websockets.asyncio.client import ClientConnection
 
@@ -27,3 +29,8 @@ async def relays(phone: ClientConnection, desktop: ClientConnection, token: byte
     assert await phone.recv() == token
     await phone.send(token[::-1])
     assert await desktop.recv() == token[::-1]
+
+
+async def close_pairs(pairs: Iterable[Pair]) -> None:
+    """Close both ends of every pair (already closed ones too), so no address cap fills up."""
+    await asyncio.gather(*(ws.close() for phone, desktop, _ in pairs for ws in (phone, desktop)))

@@ -16,6 +16,7 @@ from typing import IO
 from tunnel_server.testing import ServerStartError
 
 from . import processes
+from .runtime import node_states
 
 _NODE = re.compile(r"node ([0-9A-F]{6}) port (\d+) pid (\d+)")
 _HAPROXY = re.compile(r"haproxy port (\d+) pid (\d+)")
@@ -67,6 +68,21 @@ class ClusterProcess:
             line = await self.read_line(timeout)
             if match := _NODE.fullmatch(line):
                 return self.nodes[match[1]]
+
+    def stats_socket(self) -> str:
+        """HAProxy's runtime-API socket, found next to the config on HAProxy's command line."""
+        with open(f"/proc/{self.haproxy_pid}/cmdline", "rb") as f:
+            argv = f.read().decode().split("\0")
+        config = argv[argv.index("-f") + 1]
+        return os.path.join(os.path.dirname(config), "haproxy.sock")
+
+    async def node_healthy(self, routing_id: str) -> bool | None:
+        """Whether HAProxy sees the node `routing_id` healthy; None if its API does not say."""
+        with contextlib.suppress(OSError, TimeoutError):
+            for state in await node_states(self.stats_socket()):
+                if state.name == f"node_{routing_id}":
+                    return state.healthy
+        return None
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0)
