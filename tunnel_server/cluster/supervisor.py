@@ -81,6 +81,15 @@ def find_haproxy(explicit: str | None) -> str:
 
 def check_port_free(host: str, port: int) -> None:
     """Fail early, before any process starts, when HAProxy could not bind its port."""
+    reserve_port(host, port).close()
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A socket listening on HAProxy's port, held while the nodes pick theirs.
+
+    The nodes listen on ports the kernel chooses; without this it may hand one of them the very
+    port HAProxy is about to bind. Raises `ClusterError` when the port cannot be had.
+    """
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except (socket.gaierror, ValueError) as exc:  # not a taken port: the name is no address
@@ -92,8 +101,7 @@ def check_port_free(host: str, port: int) -> None:
     # HAProxy binds "::" with v4v6, so the IPv4 side of the port must be free too
     dualstack = host == "::" and socket.has_dualstack_ipv6()
     try:
-        with socket.create_server((host, port), family=family, dualstack_ipv6=dualstack):
-            pass
+        return socket.create_server((host, port), family=family, dualstack_ipv6=dualstack)
     except OSError as exc:
         raise ClusterError(
             ClusterReason.PORT_TAKEN,
@@ -139,15 +147,15 @@ class Cluster:
         """Start every process and wait until HAProxy sees all nodes healthy."""
         settings = self.settings
         haproxy = find_haproxy(settings.haproxy)
-        check_port_free(settings.host, settings.port)
-        starting = [asyncio.ensure_future(self._start_node(slot)) for slot in self.slots]
-        try:
-            await asyncio.gather(*starting)
-        except BaseException:  # one node failed: the others stop starting (stop() ends them)
-            for task in starting:
-                task.cancel()
-            await asyncio.gather(*starting, return_exceptions=True)
-            raise
+        with reserve_port(settings.host, settings.port):
+            starting = [asyncio.ensure_future(self._start_node(slot)) for slot in self.slots]
+            try:
+                await asyncio.gather(*starting)
+            except BaseException:  # one node failed: the others stop starting (stop() ends them)
+                for task in starting:
+                    task.cancel()
+                await asyncio.gather(*starting, return_exceptions=True)
+                raise
         for slot in self.slots:
             self._announce_node(slot)
         await self._start_haproxy(haproxy)
