@@ -312,3 +312,44 @@ class SecurityKeyError(HybridError):
         self.ctap_status = ctap_status
         self.device = device
         super().__init__(message)
+
+
+class BridgeReason(enum.Enum):
+    """Why the bridge (`python -m hybrid.bridge`) cannot be the virtual security key."""
+
+    NO_UHID = "no_uhid"  # /dev/uhid is missing: the kernel has no uhid (module not loaded)
+    UHID_DENIED = "uhid_denied"  # /dev/uhid exists but this user may not open it
+    UHID_FAILED = "uhid_failed"  # the kernel refused the device or /dev/uhid broke
+    NO_DISPLAY = "no_display"  # the QR window needs a display and there is none
+
+
+_BRIDGE_ADVICE: dict[BridgeReason, str] = {
+    BridgeReason.NO_UHID: (
+        "/dev/uhid is missing, so no virtual security key can be made: load the kernel module "
+        "with 'sudo modprobe uhid' (and add 'uhid' to /etc/modules-load.d/ to keep it)."
+    ),
+    BridgeReason.UHID_DENIED: (
+        "This user may not open /dev/uhid: install deploy/udev/70-fido-hybrid-bridge.rules "
+        "(see docs/bridge.md), add yourself to its group and log in again."
+    ),
+    BridgeReason.UHID_FAILED: (
+        "The kernel refused the virtual security key: check 'dmesg' for uhid errors, then "
+        "start the bridge again."
+    ),
+    BridgeReason.NO_DISPLAY: (
+        "There is no display for the QR code window (DISPLAY/WAYLAND_DISPLAY unset, or Tk "
+        "missing): run with '--qr terminal' to draw the code in this terminal."
+    ),
+}
+
+
+class BridgeError(HybridError):
+    """The bridge cannot run; `reason` says why and `detail` what the system said."""
+
+    def __init__(self, reason: BridgeReason, detail: str | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        message = _BRIDGE_ADVICE[reason]
+        if detail:
+            message = f"{message} ({detail})"
+        super().__init__(message)
