@@ -81,7 +81,13 @@ class Bridge:
         self.ceremony_timeout = ceremony_timeout
         self.info = info or device_info()
         self.responder = PhoneResponder(self._open_session)
+        self.responder.on_notice = presenter.notice
         self._key: BridgeKey | None = None
+
+    def attach(self, send_report: Callable[[bytes], None]) -> BridgeKey:
+        """The CTAPHID side over `send_report` (uhid's input reports, or a test's pipe)."""
+        self._key = BridgeKey(self.responder, send_report)
+        return self._key
 
     def cancel(self) -> None:
         """Cancel the running ceremony (the window's Cancel button); call on the loop."""
@@ -99,7 +105,7 @@ class Bridge:
         with contextlib.closing(device):
             device.open()
             assert device.failed is not None
-            self._key = key = BridgeKey(self.responder, device.send_input)
+            key = self.attach(device.send_input)
             serving = asyncio.create_task(key.serve())
             stopping = asyncio.create_task(stop.wait())
             try:

@@ -32,6 +32,10 @@ class Presenter(Protocol):
 
     def request_ended(self, outcome: str) -> None: ...
 
+    def notice(self, text: str) -> None:
+        """Something the user should know outside any ceremony (e.g. why a sign-in failed)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -58,6 +62,9 @@ class TerminalPresenter:
 
     def request_ended(self, outcome: str) -> None:
         self._line(f"  {outcome}")
+
+    def notice(self, text: str) -> None:
+        self._line(f"\nNote: {text}")
 
     def close(self) -> None:
         pass

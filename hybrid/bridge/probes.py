@@ -1,34 +1,48 @@
 """The requests programs send a key before the one that counts, and how the bridge keeps them.
 
 A USB key answers a silent getAssertion (`up: false`) at once; a phone answers one command per
-QR code and never silently. So the bridge never answers a probe with anything the phone did
-not say (docs/bridge-sequences.md has the sequences and the reasoning):
+QR code and never silently. The bridge never answers a probe with anything the phone did not
+say (docs/bridge-sequences.md has each client's sequence, with sources, and the reasoning):
 
-- A probe carrying the request's real clientDataHash (browsers) is the sign-in itself: the
+- A probe carrying the request's real clientDataHash (Chromium) is the sign-in itself: the
   phone is asked once, its real answer goes back to the probe and is kept, keyed by site and
   clientDataHash, for the request that follows (`AnswerCache`).
-- A probe carrying an all-zero clientDataHash (python-fido2's allow/exclude-list filter) cannot
-  be signed usefully by anyone. It is answered CTAP2_ERR_NO_CREDENTIALS without the phone, and
-  the list it probed is kept (`ProbedLists`) and put back into the request that follows, which
-  python-fido2 then sends with a placeholder allowList (`[{id: 00}]`) or without its
+- A probe carrying a constant clientDataHash — 32 zero bytes (python-fido2) or SHA-256("")
+  (Firefox, Chromium's excludeList) — belongs to no ceremony. It is answered
+  CTAP2_ERR_NO_CREDENTIALS without the phone (true of the bridge: it holds none and cannot
+  sign silently), and the list it probed is kept (`ProbedLists`) and put back into the request
+  that follows, which then comes with a placeholder allowList (`[{id: 00}]`) or without its
   excludeList: the phone decides on the real list.
+- Touch requests (a dummy makeCredential) are never forwarded: they would make a real passkey
+  for a fake site on the phone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 #: How long a probe's answer or list is kept for the request that follows it.
-KEEP_SECONDS: Final = 60.0
+KEEP_SECONDS: Final = 30.0
 #: At most this many sites' probes are kept; the oldest is dropped first.
 MAX_SITES: Final = 16
 #: At most this many credential descriptors per site (the largest CTAPHID message holds ~100).
 MAX_DESCRIPTORS: Final = 128
 ZERO_HASH: Final = bytes(32)
+EMPTY_HASH: Final = hashlib.sha256(b"").digest()
+#: The clientDataHash values of probes that belong to no ceremony.
+CONSTANT_HASHES: Final = frozenset({ZERO_HASH, EMPTY_HASH})
+#: The sites of touch requests: Chromium's kDummyRpID and authenticator-rs's blink request.
+DUMMY_RP_IDS: Final = frozenset({".dummy", "make.me.blink"})
 #: The descriptor python-fido2 puts in an allowList when every probe said NO_CREDENTIALS.
 PLACEHOLDER_ID: Final = b"\0"
+
+
+def is_appid(rp_id: str) -> bool:
+    """A U2F AppID probe (Chromium's appid/appidExclude): phones hold no such credentials."""
+    return rp_id.startswith(("https://", "http://"))
 
 
 def is_placeholder(descriptors: Any) -> bool:
@@ -68,6 +82,14 @@ class ProbedLists:
         kept = self._fresh(rp_id, now)
         self._sites.pop(rp_id, None)
         return kept.descriptors if kept is not None else None
+
+    def take_latest(self, now: float) -> str | None:
+        """The site probed last, if recent, forgotten: a touch request right after a probe
+        means the client gave up on it (Firefox's sign-in with an allowList)."""
+        if not self._sites:
+            return None
+        rp_id = next(reversed(self._sites))
+        return rp_id if self.take(rp_id, now) is not None else None
 
     def _fresh(self, rp_id: str, now: float) -> _Kept | None:
         kept = self._sites.get(rp_id)

@@ -17,6 +17,8 @@ from hybrid.ctap import CtapCommand, GetAssertionKey, MakeCredentialKey, decode_
 from hybrid.errors import ProtocolError
 from hybrid.text import MAX_SITE_SHOWN, shown
 
+from .probes import DUMMY_RP_IDS
+
 
 @dataclass(frozen=True)
 class BridgeRequest:
@@ -101,8 +103,12 @@ class CtapRequest:
 
     @property
     def asks_for_a_touch_only(self) -> bool:
-        """A makeCredential with an empty pinUvAuthParam: CTAP 2.0's "touch to select"."""
-        return self.make_credential and self.members.get(MakeCredentialKey.PIN_UV_AUTH_PARAM) == b""
+        """A dummy makeCredential: an empty pinUvAuthParam (CTAP 2.0's "touch to select") or a
+        made-up site (Chromium's ".dummy", Firefox's "make.me.blink")."""
+        return self.make_credential and (
+            self.members.get(MakeCredentialKey.PIN_UV_AUTH_PARAM) == b""
+            or self.rp_id in DUMMY_RP_IDS
+        )
 
     def with_members(self, **changes: Any) -> CtapRequest:
         """A copy with members set (a value of None removes the member), re-encoded."""

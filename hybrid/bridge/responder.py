@@ -9,7 +9,6 @@ CTAP1_ERR_INVALID_COMMAND, as a key without it would.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from hybrid.ctap import CtapCommand, CtapStatus, InfoKey
 from hybrid.ctaphid import KeepaliveStatus
 from hybrid.desktop.session import HybridSession
 from hybrid.errors import BluetoothUnavailable, CeremonyTimeout, HybridError, ProtocolError
+from hybrid.text import MAX_SITE_SHOWN, shown
 
-from .probes import ZERO_HASH, AnswerCache, ProbedLists, is_placeholder
+from .probes import CONSTANT_HASHES, AnswerCache, ProbedLists, is_appid, is_placeholder
 from .request import BridgeRequest, CtapRequest
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ OpenSession = Callable[[BridgeRequest], AbstractAsyncContextManager[HybridSessio
 BRIDGE_AAGUID: Final = bytes(16)
 #: Largest CTAPHID message (CTAP 2.1 §11.2.4): 64-byte reports, 128 continuation packets.
 MAX_MESSAGE_SIZE: Final = 7609
-#: How long a "touch to select" request waits before it is answered USER_ACTION_TIMEOUT.
-TOUCH_TIMEOUT: Final = 30.0
+MAX_CREDENTIALS_IN_LIST: Final = 64
+#: WebAuthn's longest credential ID: nothing a site sends is filtered out.
+MAX_CREDENTIAL_ID_LENGTH: Final = 1023
 
 
 def bridge_get_info() -> bytes:
@@ -55,6 +56,9 @@ def bridge_get_info() -> bytes:
             InfoKey.OPTIONS: {"rk": True, "up": True, "uv": True, "plat": False},
             InfoKey.MAX_MSG_SIZE: MAX_MESSAGE_SIZE,
             InfoKey.PIN_UV_AUTH_PROTOCOLS: [2],
+            # With both, Chromium sends a list in one request instead of probing it
+            InfoKey.MAX_CREDENTIAL_COUNT_IN_LIST: MAX_CREDENTIALS_IN_LIST,
+            InfoKey.MAX_CREDENTIAL_ID_LENGTH: MAX_CREDENTIAL_ID_LENGTH,
             InfoKey.TRANSPORTS: ["usb"],
         },
         canonical=True,
@@ -89,13 +93,15 @@ class PhoneResponder:
         open_session: OpenSession,
         *,
         clock: Callable[[], float] = time.monotonic,
-        touch_timeout: float = TOUCH_TIMEOUT,
     ) -> None:
         self._open_session = open_session
-        self.touch_timeout = touch_timeout
         self._clock = clock
         self._probed = ProbedLists()
         self._answers = AnswerCache()
+        #: Sites whose next constant-hash probe goes to the phone (see `_decline_touch`).
+        self._two_step: set[str] = set()
+        #: Told what the user should know that no ceremony shows (the window shows it).
+        self.on_notice: Callable[[str], None] | None = None
         self.keepalive_status = KeepaliveStatus.PROCESSING
         #: The last error the phone path failed with (for the window and the logs).
         self.last_error: BaseException | None = None
@@ -107,6 +113,8 @@ class PhoneResponder:
         command = request[0]
         if command == CtapCommand.GET_INFO:
             return _status(CtapStatus.SUCCESS) + bridge_get_info()
+        if command == CtapCommand.GET_NEXT_ASSERTION:
+            return _status(CtapStatus.NOT_ALLOWED)  # the phone gave one; its tunnel is closed
         if command not in (CtapCommand.MAKE_CREDENTIAL, CtapCommand.GET_ASSERTION):
             return _status(CtapStatus.INVALID_COMMAND)
         try:
@@ -115,44 +123,64 @@ class PhoneResponder:
             log.info("refused a malformed request: %s", error)
             return _status(CtapStatus.INVALID_CBOR)
         if parsed.asks_for_a_touch_only:
-            return await self._wait_for_a_touch()
-        return await self._route(parsed)
+            return self._decline_touch()
+        if parsed.silent:
+            return await self._probe(parsed)
+        return await self._forward(parsed)
 
-    async def _route(self, request: CtapRequest) -> bytes:
-        now = self._clock()
+    def _decline_touch(self) -> bytes:
+        """A touch request: never forwarded; declined at once (the bridge has no button)."""
+        gave_up_on = self._probed.take_latest(self._clock())
+        if gave_up_on is not None:
+            # Firefox's sign-in with an allowList: its probe needs a signed answer, so it gave
+            # up without sending the real request. Next time the probe goes to the phone.
+            self._two_step.add(gave_up_on)
+            self._notify(
+                f"{shown(gave_up_on, 'The site', limit=MAX_SITE_SHOWN)} checked silently "
+                "whether this key holds your passkey, which only your phone can answer: try "
+                "again and confirm twice on your phone, or use the site's passkey sign-in "
+                "without a username."
+            )
+        return _status(CtapStatus.OPERATION_DENIED)
+
+    async def _probe(self, request: CtapRequest) -> bytes:
+        """A silent getAssertion (`probes` says why each kind is answered as it is)."""
         rp_id, client_data_hash = request.rp_id, request.client_data_hash
-        if request.silent and client_data_hash == ZERO_HASH:
-            descriptors = request.credentials if isinstance(request.credentials, list) else []
-            self._probed.remember(rp_id, descriptors, now)
+        if is_appid(rp_id):
             return _status(CtapStatus.NO_CREDENTIALS)
-        if request.silent:
-            reply = await self._ask_phone(request.with_presence())
-            if reply[:1] == _status(CtapStatus.SUCCESS):
-                self._answers.keep(rp_id, client_data_hash, reply, now)
-            return reply
-        kept = self._answers.take(rp_id, client_data_hash, now)
+        if client_data_hash in CONSTANT_HASHES and rp_id not in self._two_step:
+            descriptors = request.credentials if isinstance(request.credentials, list) else []
+            self._probed.remember(rp_id, descriptors, self._clock())
+            log.info("probe for %s (%d credentials) kept for the request that follows",
+                     shown(rp_id, "?", limit=MAX_SITE_SHOWN), len(descriptors))
+            return _status(CtapStatus.NO_CREDENTIALS)
+        self._two_step.discard(rp_id)
+        reply = await self._ask_phone(request.with_presence())
+        if reply[:1] == _status(CtapStatus.SUCCESS):
+            self._answers.keep(rp_id, client_data_hash, reply, self._clock())
+        return reply
+
+    async def _forward(self, request: CtapRequest) -> bytes:
+        now = self._clock()
+        kept = self._answers.take(request.rp_id, request.client_data_hash, now)
         if kept is not None:
             log.debug("answered with the phone's reply to the probe before it")
             return kept
-        probed = self._probed.take(rp_id, now)
+        probed = self._probed.take(request.rp_id, now)
         lost_list = (
-            request.credentials is None
+            request.credentials in (None, [])
             if request.make_credential
             else is_placeholder(request.credentials)
         )
-        if probed and lost_list:  # python-fido2 dropped what its probes asked about
+        if probed and lost_list:  # the client dropped what its probes asked about
+            log.info("put back the %d credentials probed before", len(probed))
             request = request.with_members(credentials=probed)
         return await self._ask_phone(request)
 
-    async def _wait_for_a_touch(self) -> bytes:
-        """A "touch to select" request: the bridge has no button, so it waits like an untouched
-        key until the program cancels it (the user touched another key) or the time is up."""
-        self.keepalive_status = KeepaliveStatus.UP_NEEDED
-        try:
-            await asyncio.sleep(self.touch_timeout)
-        finally:
-            self.keepalive_status = KeepaliveStatus.PROCESSING
-        return _status(CtapStatus.USER_ACTION_TIMEOUT)
+    def _notify(self, text: str) -> None:
+        log.warning("%s", text)
+        if self.on_notice is not None:
+            self.on_notice(text)
 
     async def _ask_phone(self, request: CtapRequest) -> bytes:
         self.keepalive_status = KeepaliveStatus.UP_NEEDED
