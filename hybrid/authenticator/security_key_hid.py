@@ -1,10 +1,11 @@
 """CTAPHID (CTAP 2.1 §11.2) in software: the USB side of a virtual security key.
 
-`VirtualCtapHid` is the key's HID transport: it reassembles 64-byte output reports into
-messages, allocates channels (INIT), answers PING and WINK itself, and runs each CBOR command on
-a worker thread through a pluggable, synchronous `CtapHandler`. While a command runs, a host that
-reads gets a KEEPALIVE every `KEEPALIVE_INTERVAL` seconds (PROCESSING, or UPNEEDED while the
-handler waits for a touch), and a CANCEL on that channel sets `HidCommand.cancelled`.
+`VirtualCtapHid` is a thin threaded driver of `hybrid.ctaphid.CtapHidKey`, the sans-I/O machine
+that holds every channel rule: it feeds the machine each output report, runs each CBOR command
+on a worker thread through a pluggable, synchronous `CtapHandler`, and hands the machine's input
+reports to every open connection. While a command runs, a host that reads gets a KEEPALIVE every
+`KEEPALIVE_INTERVAL` seconds (PROCESSING, or UPNEEDED while the handler waits for a touch), and
+a CANCEL on that channel (or a re-INIT of it) sets `HidCommand.cancelled`.
 
 `open()` returns a `fido2.hid.base.CtapHidConnection`, so python-fido2's own `CtapHidDevice`
 runs unchanged on top. Like hidraw, every open connection sees every input report. `unplug()`
@@ -15,50 +16,60 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import struct
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Final, Protocol
 
 from fido2.ctap import STATUS
-from fido2.hid import CAPABILITY, CTAPHID, TYPE_INIT
 from fido2.hid.base import CtapHidConnection, HidDescriptor
 
 from hybrid.ctap import CtapStatus
+from hybrid.ctaphid import (
+    BROADCAST_CID,
+    CAPABILITIES,
+    CTAPHID_PROTOCOL_VERSION,
+    DEVICE_VERSION,
+    KEEPALIVE_INTERVAL,
+    MAX_MESSAGE_SIZE,
+    MESSAGE_TIMEOUT,
+    REPORT_SIZE,
+    CancelRequested,
+    CborRequest,
+    CtapHidKey,
+    HidError,
+    HidEvent,
+    RequestAbandoned,
+    Winked,
+    frame_message,
+)
+
+__all__ = [
+    "BROADCAST_CID",
+    "CAPABILITIES",
+    "CTAPHID_PROTOCOL_VERSION",
+    "DEVICE_VERSION",
+    "KEEPALIVE_INTERVAL",
+    "MAX_MESSAGE_SIZE",
+    "MESSAGE_TIMEOUT",
+    "PRODUCT_ID",
+    "REPORT_SIZE",
+    "VENDOR_ID",
+    "CtapHandler",
+    "HidCommand",
+    "HidError",
+    "VirtualCtapHid",
+    "VirtualHidConnection",
+    "frame_message",
+    "hid_descriptor",
+]
 
 logger = logging.getLogger(__name__)
 
-REPORT_SIZE: Final = 64
-BROADCAST_CID: Final = 0xFFFFFFFF
-_INIT_HEADER: Final = 7  # CID(4) CMD(1) BCNT(2)
-_CONT_HEADER: Final = 5  # CID(4) SEQ(1)
-MAX_MESSAGE_SIZE: Final = REPORT_SIZE - _INIT_HEADER + 128 * (REPORT_SIZE - _CONT_HEADER)
-KEEPALIVE_INTERVAL: Final = 0.1
-#: How long a half-sent message may wait for its next packet before it is dropped (MSG_TIMEOUT).
-MESSAGE_TIMEOUT: Final = 0.5
-CTAPHID_PROTOCOL_VERSION: Final = 2
-DEVICE_VERSION: Final = (0, 1, 0)
-CAPABILITIES: Final = CAPABILITY.WINK | CAPABILITY.CBOR | CAPABILITY.NMSG
 #: pid.codes test VID/PID: no real product is registered under them.
 VENDOR_ID: Final = 0x1209
 PRODUCT_ID: Final = 0x0001
-
-
-class HidError(IntEnum):
-    """CTAPHID_ERROR codes (CTAP 2.1 §11.2.9.1.6)."""
-
-    INVALID_CMD = 0x01
-    INVALID_PAR = 0x02
-    INVALID_LEN = 0x03
-    INVALID_SEQ = 0x04
-    MSG_TIMEOUT = 0x05
-    CHANNEL_BUSY = 0x06
-    INVALID_CHANNEL = 0x0B
-    OTHER = 0x7F
 
 
 @dataclass
@@ -89,36 +100,6 @@ def hid_descriptor(
     )
 
 
-def frame_message(cid: int, cmd: int, payload: bytes) -> list[bytes]:
-    """Split one CTAPHID message into zero-padded 64-byte init/continuation packets."""
-    header = struct.pack(">IBH", cid, TYPE_INIT | cmd, len(payload))
-    first = REPORT_SIZE - _INIT_HEADER
-    packets = [(header + payload[:first]).ljust(REPORT_SIZE, b"\0")]
-    rest, seq = payload[first:], 0
-    while rest:
-        chunk, rest = rest[: REPORT_SIZE - _CONT_HEADER], rest[REPORT_SIZE - _CONT_HEADER :]
-        packets.append((struct.pack(">IB", cid, seq) + chunk).ljust(REPORT_SIZE, b"\0"))
-        seq += 1
-    return packets
-
-
-@dataclass
-class _Assembly:
-    cid: int
-    cmd: int
-    length: int
-    data: bytearray
-    started: float
-    next_seq: int = 0
-
-
-@dataclass
-class _Running:
-    cid: int
-    command: HidCommand
-    discard: bool = False  # the channel was re-INITed or the key unplugged: drop the answer
-
-
 class VirtualHidConnection(CtapHidConnection):
     """One open handle on a `VirtualCtapHid` (what `open_connection` gives for hidraw)."""
 
@@ -138,16 +119,18 @@ class VirtualHidConnection(CtapHidConnection):
 
 
 class VirtualCtapHid:
-    """The CTAPHID transport of one virtual key, in front of a synchronous `CtapHandler`."""
+    """The CTAPHID transport of one virtual key, in front of a synchronous `CtapHandler`.
+
+    Everything below holds `_cond` while it calls the machine and then hands every report the
+    machine queued to the connections (`_flush`), so its queue is empty between calls.
+    """
 
     def __init__(self, handler: CtapHandler, message_timeout: float = MESSAGE_TIMEOUT) -> None:
         self._handler = handler
-        self._message_timeout = message_timeout
+        self._key = CtapHidKey(message_timeout=message_timeout)
         self._cond = threading.Condition()
         self._connections: list[VirtualHidConnection] = []
-        self._channels: set[int] = set()
-        self._assembly: _Assembly | None = None
-        self._running: _Running | None = None
+        self._command: HidCommand | None = None  # the running request's, until it answered
         self._worker: threading.Thread | None = None
         self._present = True
         self.winks = 0
@@ -174,9 +157,9 @@ class VirtualCtapHid:
         """Pull the key out: cancel the running command, join its thread, fail all I/O."""
         with self._cond:
             self._present = False
-            if self._running is not None:
-                self._running.discard = True
-                self._running.command.cancelled.set()
+            self._key.reset()  # the running command's answer will be dropped
+            if self._command is not None:
+                self._command.cancelled.set()
             worker, self._worker = self._worker, None
             self._cond.notify_all()
         if worker is not None and worker is not threading.current_thread():
@@ -209,10 +192,12 @@ class VirtualCtapHid:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     deadline = time.monotonic() + KEEPALIVE_INTERVAL
-                    running = self._running
-                    if running is not None and not running.discard:
-                        status = running.command.keepalive_status
-                        return frame_message(running.cid, CTAPHID.KEEPALIVE, bytes([status]))[0]
+                    if self._command is not None:
+                        # Only this reader waited long enough to be owed a keepalive.
+                        self._key.keepalive(self._command.keepalive_status)
+                        keepalive = self._key.data_to_send()
+                        if keepalive:
+                            return keepalive[0]
                     continue
                 self._cond.wait(remaining)
 
@@ -221,134 +206,46 @@ class VirtualCtapHid:
             self._check_open(connection)
             if len(packet) != REPORT_SIZE:
                 raise OSError(errno.EINVAL, f"output reports are {REPORT_SIZE} bytes")
-            self._receive(packet)
+            for event in self._key.receive_report(packet, time.monotonic()):
+                self._handle(event)
+            self._flush()
 
-    # --- CTAPHID state machine (under self._cond) ------------------------------------------------
+    # --- driving the machine (under self._cond) -------------------------------------------------
 
-    def _send(self, cid: int, cmd: int, payload: bytes) -> None:
-        packets = frame_message(cid, cmd, payload)
-        for connection in self._connections:
-            connection.inbox.extend(packets)
-        self._cond.notify_all()
+    def _flush(self) -> None:
+        packets = self._key.data_to_send()
+        if packets:
+            for connection in self._connections:
+                connection.inbox.extend(packets)
+            self._cond.notify_all()
 
-    def _error(self, cid: int, error: HidError) -> None:
-        logger.debug("CTAPHID error %s on channel %08x", error.name, cid)
-        self._send(cid, CTAPHID.ERROR, bytes([error]))
-
-    def _receive(self, packet: bytes) -> None:
-        (cid,) = struct.unpack_from(">I", packet)
-        stale = self._assembly
-        if stale is not None and time.monotonic() - stale.started > self._message_timeout:
-            self._assembly = None  # its sender went quiet: free the key for everyone else
-            self._error(stale.cid, HidError.MSG_TIMEOUT)
-        if not packet[4] & TYPE_INIT:
-            self._continue(cid, packet[4], packet[_CONT_HEADER:])
-            return
-        cmd = packet[4] & ~TYPE_INIT
-        (length,) = struct.unpack_from(">H", packet, 5)
-        data = packet[_INIT_HEADER : _INIT_HEADER + length]
-        if cmd == CTAPHID.INIT:
-            self._init(cid, length, data)
-        elif cid not in self._channels:
-            self._error(cid, HidError.INVALID_CHANNEL)
-        elif cmd == CTAPHID.CANCEL:
-            if self._running is not None and self._running.cid == cid:
-                self._running.command.cancelled.set()
-        elif self._running is not None:
-            self._error(cid, HidError.CHANNEL_BUSY)
-        elif self._assembly is not None:
-            same_channel = self._assembly.cid == cid
-            if same_channel:
-                self._assembly = None
-            self._error(cid, HidError.INVALID_SEQ if same_channel else HidError.CHANNEL_BUSY)
-        elif length > MAX_MESSAGE_SIZE:
-            self._error(cid, HidError.INVALID_LEN)
-        else:
-            self._assembly = _Assembly(cid, cmd, length, bytearray(data), time.monotonic())
-            self._complete_if_whole()
-
-    def _continue(self, cid: int, seq: int, data: bytes) -> None:
-        assembly = self._assembly
-        if assembly is None:
-            return  # spurious continuation packets are ignored (§11.2.4)
-        if assembly.cid != cid:
-            self._error(cid, HidError.CHANNEL_BUSY)
-        elif seq != assembly.next_seq:
-            self._assembly = None
-            self._error(cid, HidError.INVALID_SEQ)
-        else:
-            assembly.next_seq += 1
-            assembly.data += data[: assembly.length - len(assembly.data)]
-            self._complete_if_whole()
-
-    def _init(self, cid: int, length: int, nonce: bytes) -> None:
-        if cid != BROADCAST_CID and cid not in self._channels:
-            self._error(cid, HidError.INVALID_CHANNEL)
-            return
-        if length != 8:
-            self._error(cid, HidError.INVALID_LEN)
-            return
-        if self._assembly is not None and self._assembly.cid == cid:
-            self._assembly = None
-        if cid == BROADCAST_CID:
-            new_cid = self._allocate_channel()
-        else:  # resynchronise an existing channel: abandon what it was doing
-            new_cid = cid
-            if self._running is not None and self._running.cid == cid:
-                self._running.discard = True
-                self._running.command.cancelled.set()
-        body = nonce + struct.pack(
-            ">IB3BB", new_cid, CTAPHID_PROTOCOL_VERSION, *DEVICE_VERSION, CAPABILITIES
-        )
-        self._send(cid, CTAPHID.INIT, body)
-
-    def _allocate_channel(self) -> int:
-        while True:
-            cid = int.from_bytes(os.urandom(4), "big")
-            if cid not in (0, BROADCAST_CID) and cid not in self._channels:
-                self._channels.add(cid)
-                return cid
-
-    def _complete_if_whole(self) -> None:
-        assembly = self._assembly
-        if assembly is None or len(assembly.data) < assembly.length:
-            return
-        self._assembly = None
-        cid, cmd, payload = assembly.cid, assembly.cmd, bytes(assembly.data)
-        if cmd == CTAPHID.PING:
-            self._send(cid, CTAPHID.PING, payload)
-        elif cmd == CTAPHID.WINK:
+    def _handle(self, event: HidEvent) -> None:
+        if isinstance(event, CborRequest):
+            self._start(event)
+        elif isinstance(event, CancelRequested | RequestAbandoned):
+            if self._command is not None:
+                self._command.cancelled.set()
+        elif isinstance(event, Winked):
             self.winks += 1
-            self._send(cid, CTAPHID.WINK, b"")
-        elif cmd == CTAPHID.CBOR and payload:
-            self._start(cid, payload)
-        elif cmd == CTAPHID.CBOR:
-            self._error(cid, HidError.INVALID_LEN)
-        else:  # MSG (we set NMSG), LOCK and vendor commands are not supported
-            self._error(cid, HidError.INVALID_CMD)
 
-    def _start(self, cid: int, request: bytes) -> None:
+    def _start(self, request: CborRequest) -> None:
         if self._worker is not None:
             self._worker.join()  # it already answered; this only reaps the finished thread
-        running = _Running(cid, HidCommand())
-        self._running = running
+        command = HidCommand()
+        self._command = command
         self._worker = threading.Thread(
-            target=self._run, args=(running, request), name="security-key-ctap", daemon=True
+            target=self._run, args=(request, command), name="security-key-ctap", daemon=True
         )
         self._worker.start()
 
-    def _run(self, running: _Running, request: bytes) -> None:
+    def _run(self, request: CborRequest, command: HidCommand) -> None:
         try:
-            response = self._handler.handle_cbor(request, running.command)
+            response = self._handler.handle_cbor(request.request, command)
         except Exception:  # the key must answer, whatever its handler does
             logger.exception("CTAP handler failed")
             response = bytes([CtapStatus.OTHER])
-        if len(response) > MAX_MESSAGE_SIZE:
-            logger.error("CTAP response of %d bytes does not fit CTAPHID", len(response))
-            response = bytes([CtapStatus.REQUEST_TOO_LARGE])
         with self._cond:
-            if self._running is running:
-                self._running = None
-            if not running.discard and self._present:
-                self._send(running.cid, CTAPHID.CBOR, response)
-            self._cond.notify_all()
+            self._key.answer(request.cid, response)  # dropped if abandoned or unplugged
+            if self._command is command:
+                self._command = None
+            self._flush()
