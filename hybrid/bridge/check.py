@@ -74,8 +74,8 @@ async def check_bluetooth(
     except BluetoothUnavailable as error:
         return Finding("bluetooth", False, str(error), EXIT_BLUETOOTH, error.reason)
     except TimeoutError:
-        error = BluetoothUnavailable(BluetoothReason.TIMEOUT)
-        return Finding("bluetooth", False, str(error), EXIT_BLUETOOTH, error.reason)
+        slow = BluetoothUnavailable(BluetoothReason.TIMEOUT)
+        return Finding("bluetooth", False, str(slow), EXIT_BLUETOOTH, slow.reason)
     return Finding("bluetooth", True, "a Bluetooth LE scan can start")
 
 

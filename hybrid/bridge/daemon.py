@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hybrid.authenticator.security_key_hid import PRODUCT_ID, VENDOR_ID
 from hybrid.desktop.client import HybridClient
@@ -94,9 +94,7 @@ class Bridge:
         if self._key is not None:
             self._key.cancel()
 
-    async def run(
-        self, stop: asyncio.Event, ready: Callable[[str], None] | None = None
-    ) -> None:
+    async def run(self, stop: asyncio.Event, ready: Callable[[str], None] | None = None) -> None:
         """Create the device, answer programs until `stop` is set, then destroy the device.
 
         Raises `BridgeError` when /dev/uhid cannot be used or fails under the bridge.
@@ -111,9 +109,8 @@ class Bridge:
             try:
                 if ready is not None:
                     ready(await self._wait_for_hidraw())
-                await asyncio.wait(
-                    [serving, stopping, device.failed], return_when=asyncio.FIRST_COMPLETED
-                )
+                waited: list[asyncio.Future[Any]] = [serving, stopping, device.failed]
+                await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 key.close()
                 for task in (serving, stopping):

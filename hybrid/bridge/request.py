@@ -80,7 +80,9 @@ class CtapRequest:
 
     @property
     def _list_key(self) -> int:
-        return MakeCredentialKey.EXCLUDE_LIST if self.make_credential else GetAssertionKey.ALLOW_LIST
+        if self.make_credential:
+            return MakeCredentialKey.EXCLUDE_LIST
+        return GetAssertionKey.ALLOW_LIST
 
     @property
     def _options_key(self) -> int:

@@ -151,8 +151,11 @@ class PhoneResponder:
         if client_data_hash in CONSTANT_HASHES and rp_id not in self._two_step:
             descriptors = request.credentials if isinstance(request.credentials, list) else []
             self._probed.remember(rp_id, descriptors, self._clock())
-            log.info("probe for %s (%d credentials) kept for the request that follows",
-                     shown(rp_id, "?", limit=MAX_SITE_SHOWN), len(descriptors))
+            log.info(
+                "probe for %s (%d credentials) kept for the request that follows",
+                shown(rp_id, "?", limit=MAX_SITE_SHOWN),
+                len(descriptors),
+            )
             return _status(CtapStatus.NO_CREDENTIALS)
         self._two_step.discard(rp_id)
         reply = await self._ask_phone(request.with_presence())

@@ -29,10 +29,16 @@ FIDO_REPORT_DESCRIPTOR: Final = bytes.fromhex(
     "0901"  # Usage (CTAPHID)
     "a101"  # Collection (Application)
     "0920"  # Usage (Input Report Data)
-    "1500" "26ff00" "7508" "9540"  # Logical 0..255, 8 bits, 64 of them
+    "1500"
+    "26ff00"
+    "7508"
+    "9540"  # Logical 0..255, 8 bits, 64 of them
     "8102"  # Input (Data, Variable, Absolute)
     "0921"  # Usage (Output Report Data)
-    "1500" "26ff00" "7508" "9540"
+    "1500"
+    "26ff00"
+    "7508"
+    "9540"
     "9102"  # Output (Data, Variable, Absolute)
     "c0"  # End Collection
 )

@@ -180,9 +180,7 @@ async def test_cancel_mid_ceremony_ends_it_with_keepalive_cancel(
         )
         await setup.presenter.qr_shown.wait()
         cancel.set()  # python-fido2 sends CTAPHID_CANCEL
-        with pytest.raises(CtapError) as cancelled:
-            await asking
-        assert cancelled.value.code == CtapError.ERR.KEEPALIVE_CANCEL
+        assert await asking == bytes([CtapError.ERR.KEEPALIVE_CANCEL])
         assert setup.presenter.outcomes == ["Cancelled."]
         assert KeepaliveStatus.UP_NEEDED in keepalives
 

@@ -22,13 +22,10 @@ from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement
 
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
-from hybrid.bridge.responder import (
-    KeepaliveStatus,
-    PhoneResponder,
-    bridge_get_info,
-    strip_usb_transports,
-)
+from hybrid.bridge.request import BridgeRequest, CtapRequest
+from hybrid.bridge.responder import PhoneResponder, bridge_get_info
 from hybrid.ctap import CtapCommand, CtapStatus, decode_cbor_map
+from hybrid.ctaphid import KeepaliveStatus
 from hybrid.desktop import HybridClient
 from hybrid.desktop.session import HybridSession
 from tests.conftest import ORIGIN, USER
@@ -36,6 +33,7 @@ from tests.e2e.phones import verifying_phone
 from tests.e2e.test_ceremonies import PhoneRunner
 
 ClientFactory = Callable[..., HybridClient]
+SessionContext = contextlib.AbstractAsyncContextManager[HybridSession]
 
 
 class ResponderDevice(CtapDevice):
@@ -68,10 +66,10 @@ class ResponderDevice(CtapDevice):
 
 
 def phone_sessions(client: HybridClient, phone: PhoneRunner) -> Any:
-    def open_session(request_type: str) -> contextlib.AbstractAsyncContextManager[HybridSession]:
+    def open_session(request: BridgeRequest) -> SessionContext:
         @contextlib.asynccontextmanager
         async def bounded() -> AsyncIterator[HybridSession]:
-            async with asyncio.timeout(30), client.session(phone, request_type) as session:
+            async with asyncio.timeout(30), client.session(phone, request.kind) as session:
                 yield session
 
         return bounded()
@@ -90,19 +88,17 @@ def test_get_info_is_parsed_by_python_fido2_and_claims_no_pin() -> None:
 def test_transports_are_stripped_and_other_requests_forwarded_untouched() -> None:
     allow = [{"type": "public-key", "id": b"\x01" * 16, "transports": ["usb"]}]
     body = cbor2.dumps({1: "example.com", 2: bytes(32), 3: allow}, canonical=True)
-    stripped = strip_usb_transports(bytes([CtapCommand.GET_ASSERTION]) + body)
-    members = decode_cbor_map(stripped[1:])
+    stripped = CtapRequest.parse(bytes([CtapCommand.GET_ASSERTION]) + body).without_usb_transports()
+    members = decode_cbor_map(stripped.raw[1:])
     assert members[3] == [{"type": "public-key", "id": b"\x01" * 16}]
     assert (members[1], members[2]) == ("example.com", bytes(32))
 
     plain = bytes([CtapCommand.GET_ASSERTION]) + cbor2.dumps({1: "example.com", 2: bytes(32)})
-    assert strip_usb_transports(plain) is plain
-    get_info = bytes([CtapCommand.GET_INFO])
-    assert strip_usb_transports(get_info) is get_info
+    assert CtapRequest.parse(plain).without_usb_transports().raw is plain
 
 
 async def test_unknown_commands_and_garbage_are_ctap_errors_without_a_ceremony() -> None:
-    def no_phone(request_type: str) -> Any:
+    def no_phone(request: BridgeRequest) -> Any:
         raise AssertionError("no ceremony may start")
 
     responder = PhoneResponder(no_phone)
@@ -146,10 +142,10 @@ async def test_phone_never_found_is_a_timeout_reply_not_a_hang(make_client: Clie
     shown: list[str] = []
     client = make_client()
 
-    def open_session(request_type: str) -> contextlib.AbstractAsyncContextManager[HybridSession]:
+    def open_session(request: BridgeRequest) -> SessionContext:
         @contextlib.asynccontextmanager
         async def bounded() -> AsyncIterator[HybridSession]:
-            async with asyncio.timeout(1), client.session(shown.append, request_type) as session:
+            async with asyncio.timeout(1), client.session(shown.append, request.kind) as session:
                 yield session
 
         return bounded()

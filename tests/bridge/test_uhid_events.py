@@ -47,7 +47,12 @@ def test_create2_puts_each_field_where_the_kernel_reads_it() -> None:
     assert event[_UNIQ : _UNIQ + 7] == b"uniq-y\0"
     size, bus, vendor, product, version, country = struct.unpack_from("<HHIIII", event, _RD_SIZE)
     assert (size, bus, vendor, product, version, country) == (
-        len(FIDO_REPORT_DESCRIPTOR), 0x03, 0x1209, 0x0001, 0x0100, 7
+        len(FIDO_REPORT_DESCRIPTOR),
+        0x03,
+        0x1209,
+        0x0001,
+        0x0100,
+        7,
     )
     assert event[_RD_DATA : _RD_DATA + size] == FIDO_REPORT_DESCRIPTOR
 
@@ -71,11 +76,15 @@ def test_input2_and_report_replies() -> None:
     assert event[6:70] == b"\xaa" * 64
     get = ReportRequest(EventType.GET_REPORT, 42, 3)
     assert struct.unpack_from("<IIH", uhid_events.report_reply(get, errno.EIO)) == (
-        EventType.GET_REPORT_REPLY, 42, errno.EIO
+        EventType.GET_REPORT_REPLY,
+        42,
+        errno.EIO,
     )
     set_ = ReportRequest(EventType.SET_REPORT, 43, 0)
     assert struct.unpack_from("<IIH", uhid_events.report_reply(set_, errno.EIO)) == (
-        EventType.SET_REPORT_REPLY, 43, errno.EIO
+        EventType.SET_REPORT_REPLY,
+        43,
+        errno.EIO,
     )
     with pytest.raises(ValueError):
         uhid_events.input2(bytes(4097))
