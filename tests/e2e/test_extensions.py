@@ -20,11 +20,12 @@ from fido2.webauthn import (
 )
 
 from hybrid.authenticator import SoftwareAuthenticator, approve_all
+from hybrid.authenticator.extensions import MAX_LARGE_BLOB_BYTES
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ctap import decode_cbor_map
 from hybrid.errors import PeerError, PeerReason, UserVerificationUnavailable
 from hybrid.transport import MESSAGE_TOO_BIG
-from hybrid.webauthn.extensions import PhoneLacksExtension
+from hybrid.webauthn.extensions import PhoneLacksExtension, compress_blob
 from tests.conftest import RP_ID, USER, ClientFactory
 from tests.e2e.phones import verifying_phone
 from tests.e2e.test_ceremonies import PhoneRunner
@@ -183,6 +184,20 @@ async def test_large_blob_support_write_and_read(rig: Rig) -> None:
     assert written["clientExtensionResults"] == {"largeBlob": {"written": True}}
     read = await _sign_in(phone, rig, credential, {"largeBlob": {"read": True}})
     assert read["clientExtensionResults"] == {"largeBlob": {"blob": B64(blob)}}
+
+
+async def test_large_blob_over_the_phones_limit_signs_in_unwritten(rig: Rig) -> None:
+    """WebAuthn L3 §10.1.5: the sign-in succeeds with `written: false`, the old blob stays."""
+    phone = rig.phone(verifying_phone())
+    credential, _, _ = await _register(phone, rig, {"largeBlob": {"support": "required"}})
+    kept = b"kept " * 50
+    await _sign_in(phone, rig, credential, {"largeBlob": {"write": B64(kept)}})
+    blob = hashlib.shake_256(b"incompressible").digest(MAX_LARGE_BLOB_BYTES + 512)
+    assert len(compress_blob(blob)) > MAX_LARGE_BLOB_BYTES  # over the phone's storage limit
+    written = await _sign_in(phone, rig, credential, {"largeBlob": {"write": B64(blob)}})
+    assert written["clientExtensionResults"] == {"largeBlob": {"written": False}}
+    read = await _sign_in(phone, rig, credential, {"largeBlob": {"read": True}})
+    assert read["clientExtensionResults"] == {"largeBlob": {"blob": B64(kept)}}
 
 
 async def test_large_blob_too_big_for_the_tunnel_is_named(rig: Rig) -> None:
