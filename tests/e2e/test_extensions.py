@@ -132,6 +132,39 @@ async def test_uv_required_with_a_phone_that_cannot_verify_sends_nothing(rig: Ri
     assert (result.command, result.status) == (None, None)
 
 
+@pytest.mark.parametrize("uv", [UserVerificationRequirement.DISCOURAGED, None])
+async def test_uv_required_cred_protect_is_made_with_uv_whatever_the_site_set(
+    rig: Rig, uv: UserVerificationRequirement | None
+) -> None:
+    """As Chromium: "userVerificationRequired" raises userVerification to "required"; the phone
+    verifies, the passkey is level 3, and a sign-in with UV finds it."""
+    phone = rig.phone(verifying_phone())
+    policy = {"credentialProtectionPolicy": "userVerificationRequired"}
+    credential, _, auth_data = await _register(phone, rig, policy, user_verification=uv)
+    assert auth_data.is_user_verified() and auth_data.extensions == {"credProtect": 3}
+    assertion = await _sign_in(phone, rig, credential, allow=False)  # "preferred": uv sent
+    signed = AuthenticatorData(websafe_decode(assertion["response"]["authenticatorData"]))
+    assert signed.is_user_verified()
+
+
+async def test_uv_required_cred_protect_with_a_phone_that_cannot_verify_sends_nothing(
+    rig: Rig,
+) -> None:
+    phone = rig.phone(SoftwareAuthenticator(approve=approve_all))
+    options, _ = rig.relying_party.register_begin(
+        USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED
+    )  # userVerification "preferred"
+    public_key = dict(options["publicKey"]) | {
+        "extensions": {"credentialProtectionPolicy": "userVerificationRequired"}
+    }
+    with pytest.raises(UserVerificationUnavailable) as refused:
+        await rig.make_client().make_credential(public_key, phone)
+    assert refused.value.feature == "uv"
+    result = await phone.result()
+    assert (result.command, result.status) == (None, None)  # no request reached the phone
+    assert phone.auth.store.for_rp(RP_ID) == []
+
+
 async def test_enforced_cred_protect_is_refused_before_sending_to_a_bare_phone(rig: Rig) -> None:
     class NoCredProtectPhone(SoftwareAuthenticator):
         """A phone whose getInfo does not list credProtect (as Android's does not)."""
