@@ -10,8 +10,9 @@ credProtect's level is a signed output in the authenticator data, as CTAP 2.1 §
 Every malformed input is a `CtapStatusError` with the CTAP status for it; nothing else escapes.
 
 Large blobs: at least `MIN_LARGE_BLOB_BYTES` per credential is guaranteed; a blob over
-`MAX_LARGE_BLOB_BYTES` compressed (or over `MAX_BLOB_ORIGINAL_SIZE` inflated) is refused with
-CTAP2_ERR_LARGE_BLOB_STORAGE_FULL, and `originalSize` must equal the inflated size.
+`MAX_LARGE_BLOB_BYTES` compressed (or over `MAX_BLOB_ORIGINAL_SIZE` inflated) is not written,
+but the assertion is still made and answers `written: false` (WebAuthn L3 §10.1.5: a write
+that fails does not fail the sign-in); `originalSize` must equal the inflated size.
 """
 
 from __future__ import annotations
@@ -99,13 +100,15 @@ class MakeCredentialExtensions:
 
 @dataclass(frozen=True)
 class GetAssertionExtensions:
-    """getAssertion key 4, validated."""
+    """getAssertion key 4, validated; `large_blob_too_big`: a write over the storage limit
+    was asked for (it is not kept, and answered with `written: false`)."""
 
     prf: bool = False
     prf_eval: PrfSalts | None = None
     prf_by_credential: dict[bytes, PrfSalts] = field(default_factory=dict)
     large_blob_read: bool = False
     large_blob_write: LargeBlob | None = None
+    large_blob_too_big: bool = False
 
     def prf_salts_for(self, credential_id: bytes) -> PrfSalts | None:
         """The `evalByCredential` entry for this credential, else `eval` (WebAuthn §10.1.4)."""
@@ -127,11 +130,13 @@ class RegistrationResult:
 
 @dataclass(frozen=True)
 class AssertionResult:
-    """What to answer for one credential; `large_blob_to_store` must be persisted first."""
+    """What to answer for one credential; `large_blob_to_store` must be persisted first;
+    `large_blob_refused`: a write was asked for that is not stored (answered unwritten)."""
 
     prf_results: dict[str, bytes] | None = field(default=None, repr=False)  # key material
     large_blob_read: LargeBlob | None = None
     large_blob_to_store: LargeBlob | None = None
+    large_blob_refused: bool = False
 
     def unsigned_outputs(self, *, stored: bool = False) -> dict[str, Any]:
         """getAssertion key 8 (leave the key out when empty); `stored`: the write was saved."""
@@ -141,8 +146,8 @@ class AssertionResult:
         if self.large_blob_read is not None:
             blob = self.large_blob_read
             outputs[LARGE_BLOB] = {"blob": blob.compressed, "originalSize": blob.original_size}
-        elif self.large_blob_to_store is not None:
-            outputs[LARGE_BLOB] = {"written": stored}
+        elif self.large_blob_to_store is not None or self.large_blob_refused:
+            outputs[LARGE_BLOB] = {"written": stored and self.large_blob_to_store is not None}
         return outputs
 
 
@@ -214,16 +219,14 @@ def parse_make_credential_extensions(value: Any) -> MakeCredentialExtensions:
     return MakeCredentialExtensions(prf, prf_eval, level, support)
 
 
-def _large_blob_write(blob: dict[Any, Any]) -> LargeBlob:
+def _large_blob_write(blob: dict[Any, Any]) -> LargeBlob | None:
+    """The blob to store, or None when it is over the storage limit (not inflated at all)."""
     data = _typed(blob["write"], bytes, "largeBlob write")
     size = _typed(blob["originalSize"], int, "largeBlob originalSize")
     if size < 0:
         raise _fail(CtapStatus.INVALID_PARAMETER, "largeBlob originalSize is negative")
     if len(data) > MAX_LARGE_BLOB_BYTES or size > MAX_BLOB_ORIGINAL_SIZE:
-        raise _fail(
-            CtapStatus.LARGE_BLOB_STORAGE_FULL,
-            f"a large blob may be at most {MAX_LARGE_BLOB_BYTES} bytes compressed",
-        )
+        return None
     if decompress_blob(data, size) is None:
         raise _fail(CtapStatus.INVALID_PARAMETER, "largeBlob does not inflate to originalSize")
     return LargeBlob(data, size)
@@ -236,7 +239,7 @@ def parse_get_assertion_extensions(
     extensions = _extension_map(value)
     prf = PRF in extensions
     prf_eval, by_credential = _prf(extensions, by_credential=True) if prf else (None, {})
-    read, write = False, None
+    read, write, too_big = False, None, False
     if LARGE_BLOB in extensions:
         blob = _typed(extensions[LARGE_BLOB], dict, "largeBlob")
         if set(blob) == {"read"}:
@@ -245,9 +248,10 @@ def parse_get_assertion_extensions(
             if allow_ids is None or len(allow_ids) != 1:
                 raise _fail(CtapStatus.INVALID_PARAMETER, "largeBlob write needs one credential")
             write = _large_blob_write(blob)
+            too_big = write is None
         else:
             raise _fail(CtapStatus.INVALID_PARAMETER, "largeBlob must read, or write with size")
-    return GetAssertionExtensions(prf, prf_eval, by_credential, read, write)
+    return GetAssertionExtensions(prf, prf_eval, by_credential, read, write, too_big)
 
 
 def new_prf_secret() -> bytes:
@@ -315,4 +319,5 @@ def assert_with(
         prf_results=prf_results,
         large_blob_read=large_blob if extensions.large_blob_read else None,
         large_blob_to_store=extensions.large_blob_write,
+        large_blob_refused=extensions.large_blob_too_big,
     )

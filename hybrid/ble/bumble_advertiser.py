@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,8 @@ from hybrid.protocol.constants import FIDO_SERVICE_UUID16
 
 if TYPE_CHECKING:
     from bumble.device import Device
+
+logger = logging.getLogger(__name__)
 
 _SERVICE_DATA_16 = 0x16  # AD type "Service Data - 16-bit UUID"
 _TRANSPORT_EXAMPLES = "usb:0, serial:/dev/ttyUSB0 or tcp-client:127.0.0.1:9000"
@@ -128,41 +132,81 @@ class BumbleAdvertiser:
         device_mod = import_bumble("bumble.device")
         uuid16 = FIDO_SERVICE_UUID16.to_bytes(2, "little")
         ad = bytes(core.AdvertisingData([(_SERVICE_DATA_16, uuid16 + data)]))
-        # Set before the await: a cancellation mid-start may leave the controller advertising,
-        # and stop() must then still turn it off (stopping an advert that never started is a
-        # no-op in bumble).
+        # Set before the controller is asked: if stopping after a cancellation fails, a later
+        # stop() or close() must still try to turn the advert off.
         self._advertising = True
-        try:
-            await asyncio.wait_for(
-                self._device.start_advertising(
-                    advertising_type=device_mod.AdvertisingType.UNDIRECTED,  # non-connectable
-                    advertising_data=ad,
-                    advertising_interval_min=self._interval_ms,
-                    advertising_interval_max=self._interval_ms,
-                ),
-                self._timeout,
+        error, cancelled = await self._controller(
+            self._device.start_advertising(
+                advertising_type=device_mod.AdvertisingType.UNDIRECTED,  # non-connectable
+                advertising_data=ad,
+                advertising_interval_min=self._interval_ms,
+                advertising_interval_max=self._interval_ms,
             )
-        except Exception as exc:
+        )
+        if cancelled is not None:
+            await self._stop_after_cancel()
+            raise cancelled
+        if error is not None:
             self._advertising = False
             raise AdvertiserError(
-                f"The Bluetooth controller refused to advertise ({exc!r}): check that it is "
+                f"The Bluetooth controller refused to advertise ({error!r}): check that it is "
                 "powered and not advertising for another program, then try again.",
                 AdvertiserReason.REFUSED,
-            ) from exc
+            ) from error
 
     async def stop(self) -> None:
         """Stop advertising; safe to call again or before `advertise`."""
         if not self._advertising:
             return
         self._advertising = False
-        try:
-            await asyncio.wait_for(self._device.stop_advertising(), self._timeout)
-        except Exception as exc:
+        error, cancelled = await self._controller(self._device.stop_advertising())
+        if cancelled is not None:
+            if error is not None:
+                logger.warning("the advert may still be on: stopping it failed (%r)", error)
+            raise cancelled
+        if error is not None:
             raise AdvertiserError(
-                f"The Bluetooth controller did not stop advertising ({exc!r}): unplug it or "
+                f"The Bluetooth controller did not stop advertising ({error!r}): unplug it or "
                 "restart the program to be sure the advert is gone.",
                 AdvertiserReason.DID_NOT_STOP,
-            ) from exc
+            ) from error
+
+    async def _stop_after_cancel(self) -> None:
+        """Turn off the advert a cancelled `advertise()` started; a failure is only logged (the
+        cancellation is what the caller sees) and leaves stop()/close() to try again."""
+        error, _ = await self._controller(self._device.stop_advertising())
+        if error is None:
+            self._advertising = False
+        else:
+            logger.warning("advertising was cancelled but could not be stopped (%r)", error)
+
+    async def _controller(
+        self, call: Coroutine[Any, Any, None]
+    ) -> tuple[BaseException | None, asyncio.CancelledError | None]:
+        """Run one controller call to its end, within the timeout, even if cancelled meanwhile.
+
+        Returns the call's error and the cancellation that arrived while it ran, which the
+        caller re-raises once the controller is in a known state. Why not simply await it:
+        bumble's host waits for every HCI reply with `asyncio.wait_for`, which on Python 3.11
+        drops a cancellation that lands just after the reply (the task then carries on as if
+        never cancelled; CPython gh-86296, fixed in 3.12), and a call interrupted between an
+        HCI command and its reply leaves the reply to be mistaken for the next command's.
+        The call therefore runs in a task nobody cancels but its own timeout.
+        """
+
+        async def bounded() -> None:
+            async with asyncio.timeout(self._timeout):
+                await call
+
+        task = asyncio.ensure_future(bounded())
+        cancelled: asyncio.CancelledError | None = None
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError as exc:  # kept, re-raised by the caller
+                cancelled = exc
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        return error, cancelled
 
     async def close(self) -> None:
         """Stop advertising and release the controller opened by `open()`; idempotent."""

@@ -92,10 +92,22 @@ class KeyRequest:
 
     @classmethod
     def parse(cls, prepared: PreparedRequest, options: Any) -> KeyRequest:
-        """No `timeout` (the ceremony has its own), the effective RP ID filled in."""
+        """No `timeout` (the ceremony has its own), the effective RP ID filled in, and the
+        registration's userVerification as prepared: python-fido2 passes a credProtect level
+        on as it is, so "required" for "userVerificationRequired" must reach it from here (it
+        then uses the PIN, via `on_pin`, or skips a key that cannot verify)."""
         parsed: Options
         if prepared.kind == "create":
-            parsed = replace(parse_creation_options(options), timeout=None)
+            creation = parse_creation_options(options)
+            selection = creation.authenticator_selection or AuthenticatorSelectionCriteria()
+            required = UserVerificationRequirement.REQUIRED
+            if (
+                prepared.user_verification == required.value
+                and selection.user_verification != required
+            ):
+                selection = replace(selection, user_verification=required)
+                creation = replace(creation, authenticator_selection=selection)
+            parsed = replace(creation, timeout=None)
         else:
             parsed = replace(parse_request_options(options), timeout=None, rp_id=prepared.rp_id)
         return cls(prepared, parsed)

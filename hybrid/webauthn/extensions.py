@@ -45,6 +45,7 @@ _FIX = "fix the extensions the site sent, or report it to the site"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _POLICY = CredProtectExtension.POLICY
 _ENFORCE = "enforceCredentialProtectionPolicy"
+_UV_REQUIRED = _POLICY.str2int(_POLICY.REQUIRED.value)
 
 
 class LargeBlobSupport(Enum):
@@ -103,6 +104,14 @@ class RegistrationExtensions:
     enforce_cred_protect: bool = False
     large_blob: LargeBlobSupport | None = None
     cred_protect_is_default: bool = False
+
+    @property
+    def requires_user_verification(self) -> bool:
+        """The site asked for a credential only usable with UV ("userVerificationRequired"), so
+        it must be made with UV: the request's userVerification is raised to "required", as
+        Chromium does, whatever the site set (not for the default level, which is only ever
+        sent with `uv`)."""
+        return self.cred_protect == _UV_REQUIRED and not self.cred_protect_is_default
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,7 @@ def _prf(value: Any, allow_ids: Sequence[bytes] | None) -> PrfInputs:
     return PrfInputs(evaluate, tuple(sorted(by_credential.items())))
 
 
-def _cred_protect(extensions: Mapping[str, Any], resident_key: str | None, uv: str | None) -> int:
+def _cred_protect(extensions: Mapping[str, Any], resident_key: str | None) -> int:
     try:
         level = _POLICY.str2int(extensions["credentialProtectionPolicy"])
     except (ValueError, TypeError) as exc:
@@ -181,9 +190,7 @@ def _cred_protect(extensions: Mapping[str, Any], resident_key: str | None, uv: s
         raise _invalid("'userVerificationOptional' cannot be enforced (it is the default)")
     if level == 1 and resident_key != "required":
         raise _invalid("'userVerificationOptional' needs residentKey 'required'")
-    if level == 3 and uv != "required":
-        raise _invalid("'userVerificationRequired' needs userVerification 'required'")
-    return level
+    return level  # level 3 with userVerification below "required": see requires_user_verification
 
 
 def _default_cred_protect(resident_key: str | None, uv: str | None) -> int | None:
@@ -206,7 +213,7 @@ def parse_registration_extensions(
     prf = None if extensions.get(PRF) is None else _prf(extensions[PRF], None)
     enforce = _flag(extensions, _ENFORCE, _ENFORCE)
     if extensions.get("credentialProtectionPolicy") is not None:
-        level: int | None = _cred_protect(extensions, resident_key, user_verification)
+        level: int | None = _cred_protect(extensions, resident_key)
     elif enforce:
         raise _invalid(f"'{_ENFORCE}' needs a 'credentialProtectionPolicy'")
     else:

@@ -9,7 +9,8 @@ Option mapping (browsers do the same for phones):
 - `uv` follows the phone's getInfo: "required" or "preferred" (the default) send `uv` to a
   phone whose getInfo has `uv: true`; "preferred" sends nothing to a phone without it and
   "required" fails with `UserVerificationUnavailable` before anything is sent; "discouraged"
-  never sends `uv`;
+  never sends `uv`; a create() whose credProtect policy is "userVerificationRequired" is
+  "required" whatever the site set (Chromium's upgrade: such a credential needs UV to exist);
 - `up` is never sent: presence is always wanted and true is its default.
 Extensions are validated here, before any QR code, and mapped per phone in `ctap_request_for`.
 """
@@ -71,7 +72,8 @@ class PreparedRequest:
     allow_credentials: tuple[bytes, ...] = ()
     resident_key: bool = False  # "rk" was sent
     attestation: str = AttestationConveyancePreference.NONE.value
-    user_verification: str = UserVerificationRequirement.PREFERRED.value  # the site's wish
+    #: The site's wish, raised to "required" by a credProtect policy that needs UV.
+    user_verification: str = UserVerificationRequirement.PREFERRED.value
     registration_extensions: RegistrationExtensions = field(default_factory=RegistrationExtensions)
     authentication_extensions: AuthenticationExtensions = field(
         default_factory=AuthenticationExtensions
@@ -168,6 +170,8 @@ def prepare_make_credential(options: str | Mapping[str, Any], origin: str) -> Pr
         resident_key=selection.resident_key.value if selection and selection.resident_key else None,
         user_verification=user_verification,
     )
+    if extensions.requires_user_verification:
+        user_verification = UserVerificationRequirement.REQUIRED.value
 
     user: dict[str, Any] = {"id": bytes(parsed.user.id)}
     if parsed.user.name is not None:

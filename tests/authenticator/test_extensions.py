@@ -194,22 +194,26 @@ def test_bad_get_assertion_extensions_map_to_ctap_statuses(
     assert status_of(parse_get_assertion_extensions, extensions, allow) == status
 
 
-def test_large_blob_keeps_at_least_1024_bytes_and_refuses_over_the_maximum() -> None:
+def test_large_blob_keeps_at_least_1024_bytes_and_does_not_write_over_the_maximum() -> None:
     incompressible = os.urandom(MIN_LARGE_BLOB_BYTES)
     compressed = fido2_compress(incompressible)
     assert len(compressed) > MIN_LARGE_BLOB_BYTES  # even the worst case fits
     accepted = parse_get_assertion_extensions(_write(compressed, MIN_LARGE_BLOB_BYTES), (CRED_A,))
     assert accepted.large_blob_write == LargeBlob(compressed, MIN_LARGE_BLOB_BYTES)
+    assert not accepted.large_blob_too_big
     too_big = fido2_compress(os.urandom(MAX_LARGE_BLOB_BYTES))
     assert len(too_big) > MAX_LARGE_BLOB_BYTES
-    status = status_of(
-        parse_get_assertion_extensions, _write(too_big, MAX_LARGE_BLOB_BYTES), (CRED_A,)
-    )
-    assert status == CtapStatus.LARGE_BLOB_STORAGE_FULL
     bomb = fido2_compress(bytes(3 << 19))  # small when compressed, 1.5 MiB inflated
     assert len(bomb) <= MAX_LARGE_BLOB_BYTES
-    status = status_of(parse_get_assertion_extensions, _write(bomb, 3 << 19), (CRED_A,))
-    assert status == CtapStatus.LARGE_BLOB_STORAGE_FULL
+    for data, size in ((too_big, MAX_LARGE_BLOB_BYTES), (bomb, 3 << 19)):
+        # Not an error (WebAuthn L3 §10.1.5): the sign-in goes ahead, nothing is written.
+        refused = parse_get_assertion_extensions(_write(data, size), (CRED_A,))
+        assert refused.large_blob_write is None and refused.large_blob_too_big
+        stored = LargeBlob(compressed, MIN_LARGE_BLOB_BYTES)
+        result = assert_with(refused, CRED_A, prf_secret=None, large_blob=stored)
+        assert result.large_blob_to_store is None and result.large_blob_refused
+        for saved in (False, True):  # never claimed written, whatever the caller says
+            assert result.unsigned_outputs(stored=saved) == {"largeBlob": {"written": False}}
 
 
 cbor_values = st.recursive(
@@ -243,7 +247,6 @@ def test_no_input_escapes_as_anything_but_a_ctap_status(
                 CtapStatus.CBOR_UNEXPECTED_TYPE,
                 CtapStatus.INVALID_PARAMETER,
                 CtapStatus.MISSING_PARAMETER,
-                CtapStatus.LARGE_BLOB_STORAGE_FULL,
             }
 
 

@@ -166,20 +166,26 @@ async def test_large_blob_write_persists_and_reads_back_in_a_new_process_view(
     assert read.response.auth_data.counter == 2
 
 
-async def test_large_blob_over_the_limit_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+async def test_large_blob_over_the_limit_signs_in_without_writing(tmp_path: Path) -> None:
+    """WebAuthn L3 §10.1.5: a write the authenticator cannot keep is `written: false`, and the
+    assertion is still made; the blob stored earlier stays as it was."""
     path = tmp_path / "passkeys.json"
     phone = SoftwareAuthenticator(path, approve=approve_all)
-    credential_id = (await create(phone, {})).credential_id
-    before = path.read_bytes()
+    registered = await create(phone, {"largeBlob": {"support": "required"}})
+    credential_id = registered.credential_id
+    kept = b"kept " * 100
+    await get(phone, {"largeBlob": {"write": b64(kept)}}, allow=[credential_id])
     too_big = os.urandom(MAX_LARGE_BLOB_BYTES + 1)
     assert len(compress_blob(too_big)) > MAX_LARGE_BLOB_BYTES
-    with pytest.raises(CtapRefused) as refused:
-        await get(phone, {"largeBlob": {"write": b64(too_big)}}, allow=[credential_id])
-    assert refused.value.status == CtapStatus.LARGE_BLOB_STORAGE_FULL
-    assert path.read_bytes() == before  # no blob, and no counter step either
+    signed = await get(phone, {"largeBlob": {"write": b64(too_big)}}, allow=[credential_id])
+    assert signed.client_outputs == {"largeBlob": {"written": False}}
+    verify_signature(registered.response, signed.response)
+    assert signed.response.auth_data.counter == 2  # a real assertion: the counter stepped
 
+    (stored,) = CredentialStore(path).for_rp(RP)  # a fresh view of the file
+    assert stored.sign_count == 2 and stored.large_blob is not None
     read = await get(phone, {"largeBlob": {"read": True}}, allow=[credential_id])
-    assert read.client_outputs == {"largeBlob": {}}  # no blob was ever stored
+    assert websafe_decode(read.client_outputs["largeBlob"]["blob"]) == kept
 
 
 async def test_cred_protect_levels_hide_credentials_by_uv_and_allow_list() -> None:

@@ -5,6 +5,7 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from bumble.controller import Controller
 from bumble.device import Advertisement, Device
 from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
 
@@ -128,15 +129,71 @@ async def test_real_hci_transport_to_a_virtual_dongle(
         await server.wait_closed()
 
 
-@pytest.mark.parametrize("steps", range(0, 40, 3))
-async def test_stop_after_a_cancelled_advertise_leaves_no_advert(steps: int) -> None:
-    """Ctrl-C can land anywhere in advertise(); stop() must still turn the advert off."""
+def radio_is_advertising(advertiser: BumbleAdvertiser) -> bool:
+    """What the device's controller does, not what bumble's host believes it does."""
+    controller = advertiser.device.host.hci_sink
+    assert isinstance(controller, Controller)
+    return controller.is_advertising
+
+
+async def turns_to_settle(task: asyncio.Task[None], limit: int = 200) -> int:
+    """Event-loop turns until `task` is done (limit + 1: still running). The virtual radio
+    answers HCI commands on the loop itself, so a task that waits on no clock ends in a few."""
+    for turn in range(limit + 1):
+        if task.done():
+            return turn
+        await asyncio.sleep(0)
+    return limit + 1
+
+
+async def test_advertise_uncancelled_takes_fewer_turns_than_the_cancel_points_tested() -> None:
+    """Guards the test below: its 40 cancel points must cover every await of advertise()."""
     async with VirtualRadio() as radio:
         advertiser = await BumbleAdvertiser.from_radio(radio, "phone")
         starting = asyncio.create_task(advertiser.advertise(b"\x01" * 20))
+        assert 10 < await turns_to_settle(starting) < CANCEL_POINTS
+        await starting
+        assert radio_is_advertising(advertiser)
+        await advertiser.stop()
+        assert not radio_is_advertising(advertiser)
+
+
+CANCEL_POINTS = 40
+
+
+@pytest.mark.parametrize("steps", range(CANCEL_POINTS))
+async def test_cancelled_advertise_ends_cancelled_with_the_advert_off(steps: int) -> None:
+    """Ctrl-C can land anywhere in advertise(): the task ends cancelled (the phone CLI then
+    stops at once instead of running to its --timeout) and the controller is not advertising,
+    without the caller having to call stop(). The timeout is an hour: nothing may wait on it."""
+    async with VirtualRadio() as radio:
+        advertiser = await BumbleAdvertiser.from_radio(radio, "phone", timeout=3600)
+        starting = asyncio.create_task(advertiser.advertise(b"\x01" * 20))
         for _ in range(steps):
             await asyncio.sleep(0)
+        finished_first = starting.done()
         starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
+        assert await turns_to_settle(starting) <= 200
+        if finished_first:  # past the last await: nothing left to cancel
+            assert not starting.cancelled() and radio_is_advertising(advertiser)
+        else:
+            assert starting.cancelled()
+            assert not radio_is_advertising(advertiser) and not advertiser.device.is_advertising
         await advertiser.stop()
-        assert not advertiser.device.is_advertising
+        assert not radio_is_advertising(advertiser)
+
+
+async def test_cancelled_stop_still_turns_the_advert_off() -> None:
+    """A stop() that has begun finishes its work before the cancellation is passed on."""
+    async with VirtualRadio() as radio:
+        advertiser = await BumbleAdvertiser.from_radio(radio, "phone", timeout=3600)
+        for steps in range(1, 12):  # from 1: a task cancelled before its first step never ran
+            await advertiser.advertise(b"\x01" * 20)
+            stopping = asyncio.create_task(advertiser.stop())
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            finished_first = stopping.done()
+            stopping.cancel()
+            assert await turns_to_settle(stopping) <= 200
+            assert stopping.cancelled() is not finished_first
+            assert not radio_is_advertising(advertiser)

@@ -13,15 +13,16 @@ from fido2.webauthn import (
     UserVerificationRequirement,
 )
 
-from hybrid.authenticator import SoftwareSecurityKey, StoreCredentialCore
+from hybrid.authenticator import CredentialStore, SoftwareSecurityKey, StoreCredentialCore
 from hybrid.desktop import HybridClient
 from hybrid.errors import SecurityKeyError, SecurityKeyReason
 from hybrid.status import Stage
 from hybrid.webauthn.extensions import CRED_PROTECT
-from tests.conftest import ORIGIN, USER
+from tests.conftest import ORIGIN, RP_ID, USER
 from tests.e2e.keys import Person, UsbPort, ceremony_threads, no_qr
 
 DISCOURAGED = UserVerificationRequirement.DISCOURAGED
+PIN = "4711"
 
 
 async def test_large_blob_on_a_key_without_storage(server: Fido2Server) -> None:
@@ -101,4 +102,60 @@ async def test_prf_on_a_key_without_hmac_secret(server: Fido2Server) -> None:
         assertion = await client.get_assertion({**request["publicKey"], "extensions": prf}, no_qr)
         server.authenticate_complete(state, [credential], assertion)
         assert assertion["clientExtensionResults"] == {"prf": {}}  # as the phone path gives
+    assert ceremony_threads() == []
+
+
+UV_REQUIRED_POLICY = {"credentialProtectionPolicy": "userVerificationRequired"}
+
+
+def protected_creation(server: Fido2Server, uv: UserVerificationRequirement) -> tuple[Any, Any]:
+    options, state = server.register_begin(
+        USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED, user_verification=uv
+    )
+    return {**options["publicKey"], "extensions": UV_REQUIRED_POLICY}, state
+
+
+@pytest.mark.parametrize("uv", [DISCOURAGED, UserVerificationRequirement.PREFERRED])
+async def test_uv_required_policy_makes_a_pin_key_ask_for_its_pin(
+    server: Fido2Server, uv: UserVerificationRequirement
+) -> None:
+    """As Chromium: userVerification is raised to "required" and python-fido2 gets the PIN
+    through `on_pin`; the passkey is level 3 and made with UV."""
+    person, asked = Person(), []
+
+    def on_pin() -> str:
+        asked.append("pin")
+        return PIN
+
+    with SoftwareSecurityKey.with_store(touch=person.touch, pin=PIN) as key:
+        client = HybridClient(
+            ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key), on_pin=on_pin
+        )
+        creation, state = protected_creation(server, uv)
+        auth_data = server.register_complete(state, await client.make_credential(creation, no_qr))
+        assert auth_data.extensions == {"credProtect": 3} and auth_data.is_user_verified()
+        assert auth_data.credential_data is not None
+        options, state = server.authenticate_begin()  # discoverable, "preferred": the PIN again
+        assertion = await client.get_assertion(dict(options["publicKey"]), no_qr)
+        server.authenticate_complete(state, [auth_data.credential_data], assertion)
+    assert asked == ["pin", "pin"]
+    assert ceremony_threads() == []
+
+
+async def test_uv_required_policy_skips_a_key_without_pin_and_makes_nothing(
+    server: Fido2Server,
+) -> None:
+    """python-fido2 alone would have this key make a level-3 passkey without UV ("discouraged"
+    goes through as it is), one that no sign-in could ever use."""
+    person, store = Person(), CredentialStore()
+    with SoftwareSecurityKey.with_store(store, touch=person.touch) as key:
+        client = HybridClient(
+            ORIGIN, on_status=person, transports=("usb",), security_keys=UsbPort(key)
+        )
+        creation, _ = protected_creation(server, DISCOURAGED)
+        with pytest.raises(SecurityKeyError) as caught:
+            await client.make_credential(creation, no_qr)
+    assert caught.value.reason is SecurityKeyReason.UV_NOT_CONFIGURED
+    assert store.for_rp(RP_ID) == []
+    assert Stage.TOUCH_KEY not in person.stages()  # never asked to touch a key it cannot use
     assert ceremony_threads() == []

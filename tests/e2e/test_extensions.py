@@ -20,11 +20,12 @@ from fido2.webauthn import (
 )
 
 from hybrid.authenticator import SoftwareAuthenticator, approve_all
+from hybrid.authenticator.extensions import MAX_LARGE_BLOB_BYTES
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.ctap import decode_cbor_map
 from hybrid.errors import PeerError, PeerReason, UserVerificationUnavailable
 from hybrid.transport import MESSAGE_TOO_BIG
-from hybrid.webauthn.extensions import PhoneLacksExtension
+from hybrid.webauthn.extensions import PhoneLacksExtension, compress_blob
 from tests.conftest import RP_ID, USER, ClientFactory
 from tests.e2e.phones import verifying_phone
 from tests.e2e.test_ceremonies import PhoneRunner
@@ -131,6 +132,39 @@ async def test_uv_required_with_a_phone_that_cannot_verify_sends_nothing(rig: Ri
     assert (result.command, result.status) == (None, None)
 
 
+@pytest.mark.parametrize("uv", [UserVerificationRequirement.DISCOURAGED, None])
+async def test_uv_required_cred_protect_is_made_with_uv_whatever_the_site_set(
+    rig: Rig, uv: UserVerificationRequirement | None
+) -> None:
+    """As Chromium: "userVerificationRequired" raises userVerification to "required"; the phone
+    verifies, the passkey is level 3, and a sign-in with UV finds it."""
+    phone = rig.phone(verifying_phone())
+    policy = {"credentialProtectionPolicy": "userVerificationRequired"}
+    credential, _, auth_data = await _register(phone, rig, policy, user_verification=uv)
+    assert auth_data.is_user_verified() and auth_data.extensions == {"credProtect": 3}
+    assertion = await _sign_in(phone, rig, credential, allow=False)  # "preferred": uv sent
+    signed = AuthenticatorData(websafe_decode(assertion["response"]["authenticatorData"]))
+    assert signed.is_user_verified()
+
+
+async def test_uv_required_cred_protect_with_a_phone_that_cannot_verify_sends_nothing(
+    rig: Rig,
+) -> None:
+    phone = rig.phone(SoftwareAuthenticator(approve=approve_all))
+    options, _ = rig.relying_party.register_begin(
+        USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED
+    )  # userVerification "preferred"
+    public_key = dict(options["publicKey"]) | {
+        "extensions": {"credentialProtectionPolicy": "userVerificationRequired"}
+    }
+    with pytest.raises(UserVerificationUnavailable) as refused:
+        await rig.make_client().make_credential(public_key, phone)
+    assert refused.value.feature == "uv"
+    result = await phone.result()
+    assert (result.command, result.status) == (None, None)  # no request reached the phone
+    assert phone.auth.store.for_rp(RP_ID) == []
+
+
 async def test_enforced_cred_protect_is_refused_before_sending_to_a_bare_phone(rig: Rig) -> None:
     class NoCredProtectPhone(SoftwareAuthenticator):
         """A phone whose getInfo does not list credProtect (as Android's does not)."""
@@ -183,6 +217,20 @@ async def test_large_blob_support_write_and_read(rig: Rig) -> None:
     assert written["clientExtensionResults"] == {"largeBlob": {"written": True}}
     read = await _sign_in(phone, rig, credential, {"largeBlob": {"read": True}})
     assert read["clientExtensionResults"] == {"largeBlob": {"blob": B64(blob)}}
+
+
+async def test_large_blob_over_the_phones_limit_signs_in_unwritten(rig: Rig) -> None:
+    """WebAuthn L3 §10.1.5: the sign-in succeeds with `written: false`, the old blob stays."""
+    phone = rig.phone(verifying_phone())
+    credential, _, _ = await _register(phone, rig, {"largeBlob": {"support": "required"}})
+    kept = b"kept " * 50
+    await _sign_in(phone, rig, credential, {"largeBlob": {"write": B64(kept)}})
+    blob = hashlib.shake_256(b"incompressible").digest(MAX_LARGE_BLOB_BYTES + 512)
+    assert len(compress_blob(blob)) > MAX_LARGE_BLOB_BYTES  # over the phone's storage limit
+    written = await _sign_in(phone, rig, credential, {"largeBlob": {"write": B64(blob)}})
+    assert written["clientExtensionResults"] == {"largeBlob": {"written": False}}
+    read = await _sign_in(phone, rig, credential, {"largeBlob": {"read": True}})
+    assert read["clientExtensionResults"] == {"largeBlob": {"blob": B64(kept)}}
 
 
 async def test_large_blob_too_big_for_the_tunnel_is_named(rig: Rig) -> None:

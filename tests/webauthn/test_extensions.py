@@ -153,6 +153,36 @@ def test_chromium_default_cred_protect(rk: str | None, uv: str | None, level: in
     assert reg({}, rk=rk, uv=uv).cred_protect == level
 
 
+_LEVEL_2 = "userVerificationOptionalWithCredentialIDList"
+
+
+@pytest.mark.parametrize("uv", [None, "discouraged", "preferred", "required"])
+def test_uv_required_policy_requires_uv_whatever_the_site_set(uv: str | None) -> None:
+    """Chromium raises userVerification to "required" for this policy instead of refusing."""
+    for rk in ("required", "preferred", "discouraged", None):
+        parsed = reg({"credentialProtectionPolicy": "userVerificationRequired"}, rk=rk, uv=uv)
+        assert parsed.cred_protect == 3 and parsed.requires_user_verification
+
+
+@pytest.mark.parametrize(
+    ("extensions", "rk", "uv"),
+    [
+        ({}, "required", "preferred"),  # Chromium's default level 3: only ever sent with uv
+        (
+            {"credentialProtectionPolicy": "userVerificationOptionalWithCredentialIDList"},
+            None,
+            None,
+        ),
+        ({"credentialProtectionPolicy": "userVerificationOptional"}, "required", "discouraged"),
+        ({"prf": {}}, None, "discouraged"),
+    ],
+)
+def test_other_levels_leave_user_verification_alone(
+    extensions: dict[str, Any], rk: str | None, uv: str | None
+) -> None:
+    assert not reg(extensions, rk=rk, uv=uv).requires_user_verification
+
+
 def test_large_blob_support_defaults_to_preferred_as_in_chromium() -> None:
     assert reg({"largeBlob": {}}).large_blob is LargeBlobSupport.PREFERRED
     assert reg({"largeBlob": {"support": "someday"}}).large_blob is LargeBlobSupport.PREFERRED
@@ -186,7 +216,6 @@ MALFORMED_REGISTRATION: list[tuple[Any, str | None, str | None]] = [
         None,
     ),
     ({"credentialProtectionPolicy": "userVerificationOptional"}, "preferred", None),
-    ({"credentialProtectionPolicy": "userVerificationRequired"}, "required", "preferred"),
     ({"largeBlob": "required"}, "required", None),
     ({"largeBlob": {"read": True}}, "required", None),
     ({"largeBlob": {"write": B64(b"x")}}, "required", None),

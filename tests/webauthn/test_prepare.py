@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from fido2 import cbor
+from fido2.ctap2.base import Info
 from fido2.utils import sha256, websafe_encode
 from fido2.webauthn import CollectedClientData
 
 from hybrid.ctap import CtapCommand, GetAssertionKey, MakeCredentialKey
-from hybrid.errors import HybridError
+from hybrid.errors import HybridError, UserVerificationUnavailable
 from hybrid.webauthn import (
     InvalidOptions,
     InvalidOrigin,
@@ -107,6 +108,26 @@ def test_rk_and_uv_options(
         ).ctap_request_for(PHONE_INFO)
     )
     assert body.get(MakeCredentialKey.OPTIONS) == options
+
+
+@pytest.mark.parametrize("user_verification", [None, "discouraged", "preferred", "required"])
+def test_uv_required_cred_protect_is_upgraded_to_uv_required(user_verification: str | None) -> None:
+    """As Chromium: the request is not refused, it is made with UV (and fails only on a phone
+    that cannot verify, before anything is sent)."""
+    selection = {"residentKey": "preferred", "userVerification": user_verification}
+    options = creation(
+        authenticatorSelection={k: v for k, v in selection.items() if v is not None},
+        extensions={"credentialProtectionPolicy": "userVerificationRequired"},
+    )
+    prepared = prepare_make_credential(options, "https://example.com")
+    assert prepared.user_verification == "required"
+    body = ctap_map(prepared.ctap_request_for(PHONE_INFO))
+    assert body[MakeCredentialKey.OPTIONS] == {"rk": True, "uv": True}
+    assert body[MakeCredentialKey.EXTENSIONS] == {"credProtect": 3}
+    phone_without_uv = Info.from_dict({**PHONE_INFO, 4: {"rk": True, "up": True}})
+    with pytest.raises(UserVerificationUnavailable) as refused:
+        prepared.ctap_request_for(phone_without_uv)
+    assert refused.value.feature == "uv"
 
 
 def test_empty_algorithm_list_means_es256_and_rs256() -> None:
