@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,44 +27,12 @@ from fido2.webauthn import (
 
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.bridge.daemon import Bridge
-from hybrid.bridge.request import BridgeRequest
+from hybrid.bridge.loopback import LoopbackHidraw, open_device
 from hybrid.ctaphid import KeepaliveStatus
-from hybrid.status import Status
-from tests.bridge.hidraw_loopback import LoopbackHidraw, open_device
+from tests.bridge.presenters import RecordingPresenter
 from tests.conftest import ORIGIN, USER, ClientFactory
 from tests.e2e.phones import verifying_phone
 from tests.e2e.test_ceremonies import PhoneRunner
-
-
-@dataclass
-class RecordingPresenter:
-    """The bridge's presenter for tests: hands each QR code to `on_qr`, records the rest."""
-
-    on_qr: Callable[[str], None]
-    requests: list[BridgeRequest] = field(default_factory=list)
-    statuses: list[Status] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    qr_shown: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def request_started(self, request: BridgeRequest, cancel: Callable[[], None]) -> None:
-        self.requests.append(request)
-
-    def show_qr(self, url: str) -> None:
-        self.qr_shown.set()
-        self.on_qr(url)
-
-    def status(self, status: Status) -> None:
-        self.statuses.append(status)
-
-    def request_ended(self, outcome: str) -> None:
-        self.outcomes.append(outcome)
-
-    def notice(self, text: str) -> None:
-        self.notices.append(text)
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass

@@ -98,6 +98,7 @@ async def test_python_fido2_zero_hash_probes_are_kept_and_put_back_into_the_requ
 
 
 async def test_a_probed_exclude_list_is_restored_when_the_client_drops_or_empties_it() -> None:
+    dropped: list[Any] | None
     for dropped in (None, []):
         phone = RecordingPhone()
         bridge = responder(phone)

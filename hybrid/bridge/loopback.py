@@ -1,4 +1,5 @@
-"""A software /dev/hidraw in front of a `BridgeKey`: python-fido2's real CTAPHID host, no kernel.
+"""A software /dev/hidraw in front of a `Bridge`, for tests and benchmarks where the kernel
+has no uhid: python-fido2's real CTAPHID host talks to the bridge's real CTAPHID side.
 
 Reports cross threads the way they cross the kernel: the program's writes (with hidraw's
 leading report-ID byte) reach the key on its event loop, the key's input reports queue up
@@ -10,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import errno
 import queue
+from collections.abc import Callable
 from typing import Final
 
 from fido2.hid import CtapHidDevice
 from fido2.hid.base import CtapHidConnection
 
 from hybrid.authenticator.security_key_hid import hid_descriptor
-from hybrid.bridge.daemon import Bridge
-from hybrid.bridge.key import BridgeKey
+
+from .daemon import Bridge
+from .key import BridgeKey
 
 #: A program reading a silent key gives up long after any test's own bound.
 READ_TIMEOUT: Final = 60.0
@@ -29,8 +32,13 @@ class LoopbackHidraw(CtapHidConnection):
     def __init__(self, bridge: Bridge, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._inbox: queue.Queue[bytes] = queue.Queue()
-        self.key: BridgeKey = bridge.attach(self._inbox.put)
+        self.key: BridgeKey = bridge.attach(self._deliver)
         self.closed = False
+        #: Called with each input report as the program reads it (benchmarks time keepalives).
+        self.on_read: Callable[[bytes], None] | None = None
+
+    def _deliver(self, report: bytes) -> None:
+        self._inbox.put(report)
 
     def write_packet(self, data: bytes) -> None:
         if self.closed:
@@ -39,9 +47,12 @@ class LoopbackHidraw(CtapHidConnection):
 
     def read_packet(self) -> bytes:
         try:
-            return self._inbox.get(timeout=READ_TIMEOUT)
+            report = self._inbox.get(timeout=READ_TIMEOUT)
         except queue.Empty:
             raise OSError(errno.ETIMEDOUT, "the key sent nothing") from None
+        if self.on_read is not None:
+            self.on_read(report)
+        return report
 
     def close(self) -> None:
         self.closed = True
