@@ -162,7 +162,7 @@ class WindowView:
         self.outcome.configure(text=outcome)
         self._cancel = None
         self.cancel_button.configure(state="disabled")
-        self._cancel_job("_hide_job")
+        self._unschedule(self._hide_job)
         self._hide_job = self.root.after(self.hide_after_ms, self._hide)
 
     def press_cancel(self) -> None:
@@ -189,7 +189,8 @@ class WindowView:
         return str(self.canvas.tk.call(str(self.canvas), "itemcget", item, "-text"))
 
     def _reset(self, heading: str, cancel: Callable[[], None] | None) -> None:
-        self._cancel_job("_hide_job")
+        self._unschedule(self._hide_job)
+        self._hide_job = None
         self._cancel = cancel
         self.heading.configure(text=heading)
         self.status.configure(text="")
@@ -210,7 +211,7 @@ class WindowView:
         self.root.deiconify()
         self.root.lift()
         self.root.attributes("-topmost", True)
-        self._cancel_job("_untop_job")
+        self._unschedule(self._untop_job)
         self._untop_job = self.root.after(TOPMOST_MS, self._untop)
         self.root.focus_force()
 
@@ -222,11 +223,9 @@ class WindowView:
         self._hide_job = None
         self.root.withdraw()
 
-    def _cancel_job(self, name: str) -> None:
-        job: str | None = getattr(self, name)
+    def _unschedule(self, job: str | None) -> None:
         if job is not None:
             self.root.after_cancel(job)
-            setattr(self, name, None)
 
     def _cancel_pressed(self) -> None:
         cancel, self._cancel = self._cancel, None
@@ -238,5 +237,5 @@ class WindowView:
     def _closed_by_user(self) -> None:
         """The window manager's close button: cancel what runs and hide until the next one."""
         self._cancel_pressed()
-        self._cancel_job("_hide_job")
+        self._unschedule(self._hide_job)
         self._hide()
