@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import statistics
 import threading
 import time
@@ -57,9 +58,8 @@ class Phone:
         self.delay = 0.0
         self.tasks: list[asyncio.Task[Any]] = []
 
-    def _approve(self, request: ApprovalRequest) -> bool:
-        if self.delay:
-            time.sleep(self.delay)  # the approve callback runs on the phone's worker thread
+    async def _approve(self, request: ApprovalRequest) -> bool:
+        await asyncio.sleep(self.delay)  # the user looking at the phone
         return True
 
     def __call__(self, url: str) -> None:
@@ -154,7 +154,7 @@ async def main(rounds: int) -> None:
             stop.set()
             if load:
                 hogger.join()
-            cadence[label] = [b - a for a, b in zip(keepalives, keepalives[1:], strict=False)]
+            cadence[label] = [b - a for a, b in itertools.pairwise(keepalives)]
         device.close()
         serving.cancel()
         await asyncio.gather(serving, *phone.tasks, return_exceptions=True)
@@ -174,10 +174,9 @@ async def main(rounds: int) -> None:
         if not gaps:
             print(f"{label:15} no keepalives seen")
             continue
-        print(
-            f"{label:15} {len(gaps) + 1:3} keepalives   median {statistics.median(gaps) * 1000:6.1f} ms"
-            f"   max {max(gaps) * 1000:6.1f} ms"
-        )
+        median, most = statistics.median(gaps) * 1000, max(gaps) * 1000
+        count = len(gaps) + 1
+        print(f"{label:15} {count:3} keepalives   median {median:6.1f} ms   max {most:6.1f} ms")
 
 
 if __name__ == "__main__":

@@ -111,9 +111,8 @@ class BridgeKey:
             return
         self._running = None
         if task.cancelled():
-            if self._abandoned:
-                return
-            reply = bytes([CtapStatus.KEEPALIVE_CANCEL])
+            # After a re-INIT the machine drops whatever is answered; answering frees the key.
+            reply = b"" if self._abandoned else bytes([CtapStatus.KEEPALIVE_CANCEL])
         elif (error := task.exception()) is not None:
             log.error("the bridge failed to answer: %r", error)
             reply = bytes([CtapStatus.OTHER])

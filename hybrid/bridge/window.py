@@ -108,6 +108,10 @@ class WindowPresenter:
         text = shown(outcome, "Finished.", limit=MAX_LINE_SHOWN)
         self._post(lambda view: view.end_request(text))
 
+    def notice(self, text: str) -> None:
+        message = shown(text, "", limit=MAX_LINE_SHOWN)
+        self._post(lambda view: view.show_notice(message))
+
     def close(self) -> None:
         """Close the window and wait for its thread to end; later calls do nothing."""
         self._stop(join=True)

@@ -21,6 +21,9 @@ CONNECTED_TEXT: Final = "Connected to your phone…"
 #: About how wide the code is drawn, quiet zone included: big enough for any phone camera
 #: at arm's length, small enough for a laptop screen.
 QR_TARGET_PX: Final = 300
+NOTICE_HEADING: Final = "fido-hybrid phone bridge"
+#: A notice stays up this many times longer than a finished request: there is more to read.
+NOTICE_LONGER: Final = 4
 #: A module is at least this many pixels, so that a very long URL still scans.
 MIN_MODULE_PX: Final = 3
 #: How long the window stays above all others when it asks for attention (ms).
@@ -164,6 +167,13 @@ class WindowView:
         self.cancel_button.configure(state="disabled")
         self._unschedule(self._hide_job)
         self._hide_job = self.root.after(self.hide_after_ms, self._hide)
+
+    def show_notice(self, text: str) -> None:
+        """A message outside any request (why a sign-in failed): up, then hidden later."""
+        self._reset(NOTICE_HEADING, None)
+        self.outcome.configure(text=text)
+        self._present()
+        self._hide_job = self.root.after(self.hide_after_ms * NOTICE_LONGER, self._hide)
 
     def press_cancel(self) -> None:
         """Press Cancel as a user would (a disabled button does nothing)."""

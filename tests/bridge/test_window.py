@@ -237,6 +237,18 @@ async def test_the_next_request_starts_clean(presenters: Presenters) -> None:
     assert second.mapped and not second.hide_pending  # the next request keeps it open
 
 
+async def test_a_notice_comes_up_on_its_own_and_is_made_printable(presenters: Presenters) -> None:
+    presenter = presenters(hide_after=600)
+    presenter.notice("bank.example\x1b[2J checked silently whether this key holds your passkey")
+    shown_notice = await wait_for_window(presenter, lambda s: s.mapped)
+    assert (
+        shown_notice.outcome
+        == "bank.example?[2J checked silently whether this key holds your passkey"
+    )
+    assert (shown_notice.qr_shown, shown_notice.cancel_enabled) == (False, False)
+    assert shown_notice.hide_pending
+
+
 async def test_cancel_calls_back_once_on_the_event_loop(presenters: Presenters) -> None:
     presenter = presenters()
     calls: list[int] = []
