@@ -11,7 +11,7 @@ from bleak.exc import BleakBluetoothNotAvailableReason
 from fido2.server import Fido2Server
 from fido2.webauthn import ResidentKeyRequirement, UserVerificationRequirement
 
-from hybrid.authenticator import SoftwareSecurityKey
+from hybrid.authenticator import ApprovalRequest, SoftwareSecurityKey
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.errors import BluetoothReason, BluetoothUnavailable, NoCredentials
 from hybrid.status import Stage
@@ -46,8 +46,12 @@ async def test_phone_wins_and_the_key_stops_blinking(
     key: SoftwareSecurityKey,
     person: Person,
 ) -> None:
+    async def approve_once_the_key_blinks(request: ApprovalRequest) -> bool:
+        await person.seen.wait()  # the user looks at the phone only after the key lit up
+        return True
+
     client = make_client(on_status=person, security_keys=UsbPort(key))
-    phone = PhoneRunner(verifying_phone(), advertiser, tunnel_url)
+    phone = PhoneRunner(verifying_phone(approve_once_the_key_blinks), advertiser, tunnel_url)
     options, state = relying_party.register_begin(
         USER, resident_key_requirement=ResidentKeyRequirement.REQUIRED
     )
