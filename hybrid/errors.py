@@ -330,7 +330,8 @@ _BRIDGE_ADVICE: dict[BridgeReason, str] = {
     ),
     BridgeReason.UHID_DENIED: (
         "This user may not open /dev/uhid: install deploy/udev/70-fido-hybrid-bridge.rules "
-        "(see docs/bridge.md), add yourself to its group and log in again."
+        "(see docs/bridge.md), join its group ('sudo usermod -aG fido-bridge $USER') and log "
+        "in again."
     ),
     BridgeReason.UHID_FAILED: (
         "The kernel refused the virtual security key: check 'dmesg' for uhid errors, then "
