@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu programs the tests drive for real: zbarimg (QR decoding), dbus-daemon
-# (Bluetooth-unavailable cases), haproxy (the tunnel-server cluster, tests/cluster) and Xvfb
-# (the bridge's QR code window, tests/bridge/test_window.py).
-# Uses sudo when not run as root; does nothing if present.
+# (Bluetooth-unavailable cases), haproxy (the tunnel-server cluster, tests/cluster), Xvfb (the
+# bridge's QR code window, tests/bridge/test_window.py), and the VM that tests/vm boots for a
+# kernel with uhid (tests/vm/harness.py): QEMU, a Debian kernel whose modules include uhid, and
+# a static busybox for virtme-ng's initramfs (vng itself is the `virtme-ng` PyPI package in the
+# dev extra).
+# Uses sudo when not run as root; installs only what is missing.
 set -euo pipefail
 need=()
 command -v zbarimg >/dev/null 2>&1 || need+=(zbar-tools)
 command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # haproxy lives in /usr/sbin, which an unprivileged user's PATH often lacks
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
-# Xvfb: the bridge's QR code window is tested on a real (virtual) X server
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
+# the guest loads uhid with the host's modprobe, from the host's /lib/modules
+[ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || need+=(kmod)
+uhid_kernel=no
+for vmlinuz in /boot/vmlinuz-*; do
+    [ -e "$vmlinuz" ] || continue
+    if compgen -G "/lib/modules/${vmlinuz#/boot/vmlinuz-}/kernel/drivers/hid/uhid.ko*" >/dev/null; then
+        uhid_kernel=yes
+    fi
+done
+[ "$uhid_kernel" = yes ] || need+=(linux-image-amd64)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
