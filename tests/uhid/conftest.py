@@ -13,12 +13,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest_asyncio
+
 from hybrid.ble.bumble_advertiser import BumbleAdvertiser
 from hybrid.bridge.daemon import Bridge
 from tests.bridge.presenters import RecordingPresenter
 from tests.conftest import ClientFactory
 from tests.e2e.phones import verifying_phone
 from tests.e2e.test_ceremonies import PhoneRunner
+from tunnel_server import ServerConfig, TunnelServer
+
+
+@pytest_asyncio.fixture
+async def tunnel_url() -> AsyncIterator[str]:
+    """The tunnel server in-process: under the VM's emulated CPU a new Python process takes
+    longer to start than the whole ceremony (the server's code is the same)."""
+    async with TunnelServer(ServerConfig(host="127.0.0.1", port=0)) as server:
+        yield server.url
 
 
 @dataclass
