@@ -18,8 +18,11 @@ from hybrid.errors import BridgeError, BridgeReason
 DATA_MAX: Final = 4096
 #: sizeof(struct uhid_create2_req), the largest member of the union.
 _CREATE2_SIZE: Final = 128 + 64 + 64 + 2 + 2 + 4 * 4 + DATA_MAX
-#: sizeof(struct uhid_event): every read returns one, every write sends one.
-EVENT_SIZE: Final = 4 + _CREATE2_SIZE
+#: The union is not packed and holds a u64 (uhid_start_req): its size rounds up to 8 bytes.
+_UNION_SIZE: Final = (_CREATE2_SIZE + 7) // 8 * 8
+#: sizeof(struct uhid_event) (4380, checked with a C compiler against linux/uhid.h): every
+#: read returns one, every write sends one.
+EVENT_SIZE: Final = 4 + _UNION_SIZE
 BUS_USB: Final = 0x03
 
 #: The FIDO HID report descriptor (CTAP 2.1 §11.2.8.1): usage page 0xF1D0, usage CTAPHID,
@@ -119,7 +122,7 @@ UhidEvent = Lifecycle | Output | ReportRequest | Unknown
 
 
 def _event(kind: EventType, body: bytes) -> bytes:
-    return struct.pack("<I", kind) + body.ljust(_CREATE2_SIZE, b"\0")
+    return struct.pack("<I", kind) + body.ljust(_UNION_SIZE, b"\0")
 
 
 def _field(text: str, size: int) -> bytes:
