@@ -2,8 +2,8 @@
 # Debian/Ubuntu programs the tests drive for real: zbarimg (QR decoding), dbus-daemon
 # (Bluetooth-unavailable cases), haproxy (the tunnel-server cluster, tests/cluster), and the VM
 # that tests/vm boots for a kernel with uhid (tests/vm/harness.py): QEMU, a Debian kernel whose
-# modules include uhid, and a static busybox for virtme-ng's initramfs (vng itself is the
-# `virtme-ng` PyPI package in the dev extra).
+# modules include uhid, a static busybox for virtme-ng's initramfs (vng itself is the
+# `virtme-ng` PyPI package in the dev extra), and Firefox ESR, run headless in that VM.
 # Uses sudo when not run as root; installs only what is missing.
 set -euo pipefail
 need=()
@@ -23,6 +23,7 @@ for vmlinuz in /boot/vmlinuz-*; do
     fi
 done
 [ "$uhid_kernel" = yes ] || need+=(linux-image-amd64)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"

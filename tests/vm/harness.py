@@ -120,13 +120,16 @@ def vm_unavailable_reason() -> str | None:
     return f"no VM with uhid: missing {'; '.join(missing)}; {INSTALL_HINT}"
 
 
-def require_vm() -> None:
-    """Skip the calling test loudly when no VM can be had, but fail it when CI is set.
+def require_vm(*programs: str) -> None:
+    """Skip the calling test loudly when no VM (or one of `programs`) can be had; under CI, fail.
 
-    CI installs everything the VM needs (scripts/install-system-packages.sh, the `dev` extra),
-    so there a missing piece is a broken install step that must turn the run red.
+    CI installs everything the VM tests need (scripts/install-system-packages.sh, the `dev`
+    extra), so there a missing piece is a broken install step that must turn the run red.
     """
     reason = vm_unavailable_reason()
+    missing = [program for program in programs if shutil.which(program) is None]
+    if reason is None and missing:
+        reason = f"missing {', '.join(missing)}; {INSTALL_HINT}"
     if reason is None:
         return
     if os.environ.get("CI"):
