@@ -13,7 +13,9 @@ the command runs as root. Only directories given as `rwdirs` are written through
 
 KVM is used when it boots a guest, otherwise QEMU's TCG emulator (slower, always there); the
 choice is probed once per machine and kernel and cached, or forced with
-`HYBRID_VM_ACCEL=kvm|tcg`.
+`HYBRID_VM_ACCEL=kvm|tcg`. On this project's sandbox machines /dev/kvm is PVM, which cannot run
+Debian's kernel, so TCG is chosen there without a probe: boot ~13 s idle, ~25 s on a busy
+machine; a Python import is slow too (`import fido2.hid` ~15 s).
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ def vm_accel() -> str:
         return forced
     kernel = find_kernel()
     if kernel is None or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    if Path("/sys/module/kvm_pvm").exists():
+        # This sandbox's /dev/kvm is PVM (pagetable-based, no VMX/SVM): it runs only guest
+        # kernels built for PVM, and Debian's hangs in its decompressor. Don't spend a probe.
         return "tcg"
     cache = _accel_cache(kernel)
     if cache.exists():
