@@ -12,7 +12,9 @@ command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 # haproxy lives in /usr/sbin, which an unprivileged user's PATH often lacks
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
-command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
+# static: vng copies it into the guest's initramfs, where no shared libraries are yet
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
+    need+=(busybox-static)
 # the guest loads uhid with the host's modprobe, from the host's /lib/modules
 [ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || need+=(kmod)
 uhid_kernel=no
