@@ -2,9 +2,9 @@
 # Debian/Ubuntu programs the tests drive for real: zbarimg (QR decoding), dbus-daemon
 # (Bluetooth-unavailable cases), haproxy (the tunnel-server cluster, tests/cluster), Xvfb (the
 # bridge's QR code window, tests/bridge/test_window.py), and the VM that tests/vm boots for a
-# kernel with uhid (tests/vm/harness.py): QEMU, a Debian kernel whose modules include uhid, and
-# a static busybox for virtme-ng's initramfs (vng itself is the `virtme-ng` PyPI package in the
-# dev extra).
+# kernel with uhid (tests/vm/harness.py): QEMU, a Debian kernel whose modules include uhid, a
+# static busybox for virtme-ng's initramfs (vng itself is the `virtme-ng` PyPI package in the
+# dev extra), and Firefox ESR, run headless in that VM.
 # Uses sudo when not run as root; installs only what is missing.
 set -euo pipefail
 need=()
@@ -14,7 +14,9 @@ command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
-command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || need+=(busybox-static)
+# static: vng copies it into the guest's initramfs, where no shared libraries are yet
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' ||
+    need+=(busybox-static)
 # the guest loads uhid with the host's modprobe, from the host's /lib/modules
 [ -x /sbin/modprobe ] || [ -x /usr/sbin/modprobe ] || need+=(kmod)
 uhid_kernel=no
@@ -25,6 +27,7 @@ for vmlinuz in /boot/vmlinuz-*; do
     fi
 done
 [ "$uhid_kernel" = yes ] || need+=(linux-image-amd64)
+command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
