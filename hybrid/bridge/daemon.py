@@ -99,7 +99,7 @@ class Bridge:
 
         Raises `BridgeError` when /dev/uhid cannot be used or fails under the bridge.
         """
-        device = UhidDevice(self.info, self._receive, self.uhid_path)
+        device = UhidDevice(self.info, self._receive, self.uhid_path, self._nobody_listens)
         with contextlib.closing(device):
             device.open()
             assert device.failed is not None
@@ -121,6 +121,12 @@ class Bridge:
                 raise device.failed.result()
             if serving.done() and not serving.cancelled() and (error := serving.exception()):
                 raise error
+
+    def _nobody_listens(self) -> None:
+        """Every program closed the device: nobody will read an answer, so stop asking."""
+        if self._key is not None and self._key.busy:
+            log.info("the program went away mid-request: the ceremony is cancelled")
+            self._key.cancel()
 
     def _receive(self, data: bytes) -> None:
         if self._key is not None:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 UHID_PATH: Final = "/dev/uhid"
 
 OnOutput = Callable[[bytes], None]
+#: Called when the last program closes the device (UHID_CLOSE).
+OnClosed = Callable[[], None]
 
 
 def open_uhid(path: str = UHID_PATH) -> int:
@@ -42,10 +44,17 @@ def open_uhid(path: str = UHID_PATH) -> int:
 class UhidDevice:
     """One virtual HID device; use as `async with UhidDevice(info, on_output) as device`."""
 
-    def __init__(self, info: DeviceInfo, on_output: OnOutput, path: str = UHID_PATH) -> None:
+    def __init__(
+        self,
+        info: DeviceInfo,
+        on_output: OnOutput,
+        path: str = UHID_PATH,
+        on_closed: OnClosed | None = None,
+    ) -> None:
         self.info = info
         self.path = path
         self._on_output = on_output
+        self._on_closed = on_closed
         self._fd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Set when /dev/uhid fails under us: the device is gone, the bridge must stop.
@@ -124,6 +133,8 @@ class UhidDevice:
             log.debug("uhid %s", event.type.name)
             if event.type in (uhid_events.EventType.OPEN, uhid_events.EventType.CLOSE):
                 self.opened = event.type == uhid_events.EventType.OPEN
+                if not self.opened and self._on_closed is not None:
+                    self._on_closed()
         elif isinstance(event, ReportRequest):
             # A FIDO device has no feature reports: refuse at once, or the caller waits 5 s.
             self._write(fd, uhid_events.report_reply(event, errno.EIO))

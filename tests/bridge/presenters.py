@@ -20,6 +20,7 @@ class RecordingPresenter:
     outcomes: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     qr_shown: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def request_started(self, request: BridgeRequest, cancel: Callable[[], None]) -> None:
         self.requests.append(request)
@@ -33,6 +34,7 @@ class RecordingPresenter:
 
     def request_ended(self, outcome: str) -> None:
         self.outcomes.append(outcome)
+        self.ended.set()
 
     def notice(self, text: str) -> None:
         self.notices.append(text)

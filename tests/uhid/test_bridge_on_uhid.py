@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import cbor2
 import pytest
 from fido2.client import ClientError, DefaultClientDataCollector, Fido2Client, UserInteraction
 from fido2.ctap import CtapError
@@ -160,3 +161,34 @@ async def test_malformed_reports_get_ctaphid_errors_and_the_device_stays_up(
 def _get_info() -> bytes:
     with bridge_device() as device:
         return device.call(CTAPHID.CBOR, b"\x04")
+
+
+async def test_a_program_vanishing_mid_request_cancels_the_ceremony(
+    make_client: ClientFactory, advertiser: BumbleAdvertiser, tunnel_url: str
+) -> None:
+    async with bridge_on_uhid(make_client, advertiser, tunnel_url, answer=False) as running:
+
+        def ask_and_vanish() -> None:
+            fd = os.open(running.hidraw, os.O_RDWR)
+            try:
+                nonce = b"abcdefgh"
+                os.write(fd, b"\0" + frame_message(BROADCAST_CID, CTAPHID.INIT, nonce)[0])
+                reply = os.read(fd, 64)
+                cid = reply[15:19]
+                request = b"\x02" + _get_assertion_body()
+                for packet in frame_message(int.from_bytes(cid, "big"), CTAPHID.CBOR, request):
+                    os.write(fd, b"\0" + packet)
+                while os.read(fd, 64)[4] != 0x80 | CTAPHID.KEEPALIVE:
+                    pass  # the ceremony runs: the key says so
+            finally:
+                os.close(fd)  # the program is gone (crashed, closed its tab)
+
+        await asyncio.to_thread(ask_and_vanish)
+        await running.presenter.ended.wait()
+        assert running.presenter.outcomes == ["Cancelled."]
+        info = await asyncio.to_thread(_get_info)  # the key is free for the next program
+        assert info[0] == 0
+
+
+def _get_assertion_body() -> bytes:
+    return cbor2.dumps({1: "example.com", 2: bytes(range(32))})
