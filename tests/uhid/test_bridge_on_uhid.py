@@ -163,6 +163,51 @@ def _get_info() -> bytes:
         return device.call(CTAPHID.CBOR, b"\x04")
 
 
+def _open_channel(fd: int, nonce: bytes) -> int:
+    """CTAPHID_INIT on the broadcast channel; the new channel's ID (skipping others' reports)."""
+    os.write(fd, b"\0" + frame_message(BROADCAST_CID, CTAPHID.INIT, nonce)[0])
+    while True:
+        reply = os.read(fd, 64)
+        if reply[4] == 0x80 | CTAPHID.INIT and reply[7:15] == nonce:
+            return int.from_bytes(reply[15:19], "big")
+
+
+def _send_cbor(fd: int, cid: int, request: bytes) -> None:
+    for packet in frame_message(cid, CTAPHID.CBOR, request):
+        os.write(fd, b"\0" + packet)
+
+
+def _read_until(fd: int, cid: int, command: int) -> bytes:
+    while True:
+        reply = os.read(fd, 64)
+        if int.from_bytes(reply[:4], "big") == cid and reply[4] == 0x80 | command:
+            return reply
+
+
+async def test_a_second_program_gets_channel_busy_while_the_phone_works(
+    make_client: ClientFactory, advertiser: BumbleAdvertiser, tunnel_url: str
+) -> None:
+    async with bridge_on_uhid(make_client, advertiser, tunnel_url, answer=False) as running:
+
+        def two_programs() -> bytes:
+            first, second = os.open(running.hidraw, os.O_RDWR), os.open(running.hidraw, os.O_RDWR)
+            try:
+                one = _open_channel(first, b"program1")
+                _send_cbor(first, one, b"\x02" + _get_assertion_body())
+                _read_until(first, one, CTAPHID.KEEPALIVE)  # the first one's ceremony runs
+                two = _open_channel(second, b"program2")
+                _send_cbor(second, two, b"\x04")
+                return _read_until(second, two, CTAPHID.ERROR)
+            finally:
+                os.close(first)
+                os.close(second)
+
+        busy = await asyncio.to_thread(two_programs)
+        assert busy[7] == HidError.CHANNEL_BUSY
+        await running.presenter.ended.wait()  # closing the first one cancelled its ceremony
+        assert len(running.presenter.requests) == 1
+
+
 async def test_a_program_vanishing_mid_request_cancels_the_ceremony(
     make_client: ClientFactory, advertiser: BumbleAdvertiser, tunnel_url: str
 ) -> None:
@@ -171,15 +216,9 @@ async def test_a_program_vanishing_mid_request_cancels_the_ceremony(
         def ask_and_vanish() -> None:
             fd = os.open(running.hidraw, os.O_RDWR)
             try:
-                nonce = b"abcdefgh"
-                os.write(fd, b"\0" + frame_message(BROADCAST_CID, CTAPHID.INIT, nonce)[0])
-                reply = os.read(fd, 64)
-                cid = reply[15:19]
-                request = b"\x02" + _get_assertion_body()
-                for packet in frame_message(int.from_bytes(cid, "big"), CTAPHID.CBOR, request):
-                    os.write(fd, b"\0" + packet)
-                while os.read(fd, 64)[4] != 0x80 | CTAPHID.KEEPALIVE:
-                    pass  # the ceremony runs: the key says so
+                cid = _open_channel(fd, b"abcdefgh")
+                _send_cbor(fd, cid, b"\x02" + _get_assertion_body())
+                _read_until(fd, cid, CTAPHID.KEEPALIVE)  # the ceremony runs: the key says so
             finally:
                 os.close(fd)  # the program is gone (crashed, closed its tab)
 
