@@ -126,7 +126,7 @@ class Bridge:
         """Every program closed the device: nobody will read an answer, so stop asking."""
         if self._key is not None and self._key.busy:
             log.info("the program went away mid-request: the ceremony is cancelled")
-            self._key.cancel()
+            self._key.forget()
 
     def _receive(self, data: bytes) -> None:
         if self._key is not None:

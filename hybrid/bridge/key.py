@@ -100,6 +100,13 @@ class BridgeKey:
         self._abandoned = True
         self.cancel()
 
+    def forget(self) -> None:
+        """Every program closed the device: nobody is left to read an answer, so the running
+        ceremony is cancelled, its answer dropped and every channel forgotten (a stale reply
+        would reach the next program that opens the device)."""
+        self._hid.reset()
+        self.close()
+
     def _start(self, request: CborRequest) -> None:
         self._abandoned = False
         task = asyncio.get_running_loop().create_task(self.responder.respond(request.request))
