@@ -11,7 +11,7 @@ import sys
 from hybrid.bridge import check
 
 #: A new Python process under the VM's emulated CPU takes seconds to import what it needs.
-START_TIMEOUT = 120.0
+START_TIMEOUT = 300.0
 
 
 async def test_check_passes_the_uhid_and_display_checks_here() -> None:
