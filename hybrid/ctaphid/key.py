@@ -90,7 +90,8 @@ class _Assembly:
     cmd: int
     length: int
     data: bytearray
-    started: float
+    #: When its last packet came: a slow but steady sender (a loaded host) is not cut off.
+    last_packet: float
     next_seq: int = 0
 
 
@@ -152,10 +153,10 @@ class CtapHidKey:
         self._outgoing.clear()
 
     def expire(self, now: float) -> None:
-        """Drop a half-sent message older than `message_timeout` with MSG_TIMEOUT, so that a
-        sender that went quiet does not hold the key for everyone else."""
+        """Drop a half-sent message whose next packet is `message_timeout` late with
+        MSG_TIMEOUT, so that a sender that went quiet does not hold the key for everyone else."""
         stale = self._assembly
-        if stale is not None and now - stale.started > self._message_timeout:
+        if stale is not None and now - stale.last_packet > self._message_timeout:
             self._assembly = None
             self._error(stale.cid, HidError.MSG_TIMEOUT)
 
@@ -174,7 +175,7 @@ class CtapHidKey:
         if report[4] & TYPE_INIT:
             self._initiate(cid, report, now)
         else:
-            self._continue(cid, report[4], report[CONT_HEADER:])
+            self._continue(cid, report[4], report[CONT_HEADER:], now)
         events, self._events = self._events, []
         return events
 
@@ -238,7 +239,7 @@ class CtapHidKey:
             self._assembly = _Assembly(cid, cmd, length, bytearray(data), now)
             self._complete_if_whole()
 
-    def _continue(self, cid: int, seq: int, data: bytes) -> None:
+    def _continue(self, cid: int, seq: int, data: bytes, now: float) -> None:
         assembly = self._assembly
         if assembly is None:
             return  # spurious continuation packets are ignored (§11.2.4)
@@ -249,6 +250,7 @@ class CtapHidKey:
             self._error(cid, HidError.INVALID_SEQ)
         else:
             assembly.next_seq += 1
+            assembly.last_packet = now
             assembly.data += data[: assembly.length - len(assembly.data)]
             self._complete_if_whole()
 

@@ -362,3 +362,17 @@ def test_reports_of_other_lengths_are_logged_and_ignored(
         assert key.receive_report(report, 0.0) == []
     assert key.data_to_send() == []
     assert f"{size}-byte output report" in caplog.text
+
+
+def test_a_slow_but_steady_sender_is_not_cut_off() -> None:
+    """The timeout runs from the last packet: a loaded host writing a long message packet by
+    packet, each in time, gets its message through however long the whole takes."""
+    key = make_key(message_timeout=0.5)
+    request = b"\x01" + bytes(range(200))
+    packets = frame_message(CID, CTAPHID.CBOR, request)
+    assert len(packets) > 3
+    events = []
+    for index, packet in enumerate(packets):
+        events += send(key, [packet], now=10.0 + 0.4 * index)
+    assert events == [CborRequest(CID, request)]
+    assert key.data_to_send() == []
