@@ -18,7 +18,7 @@ from typing import Final
 import cbor2
 
 from hybrid.ctap import CtapCommand, CtapStatus, InfoKey
-from hybrid.ctaphid import KeepaliveStatus
+from hybrid.ctaphid import MAX_MESSAGE_SIZE, KeepaliveStatus
 from hybrid.desktop.session import HybridSession
 from hybrid.errors import BluetoothUnavailable, CeremonyTimeout, HybridError, ProtocolError
 from hybrid.text import MAX_SITE_SHOWN, shown
@@ -33,8 +33,6 @@ OpenSession = Callable[[BridgeRequest], AbstractAsyncContextManager[HybridSessio
 
 #: The bridge's AAGUID: all zeros, as for a key that attests nothing of its make.
 BRIDGE_AAGUID: Final = bytes(16)
-#: Largest CTAPHID message (CTAP 2.1 §11.2.4): 64-byte reports, 128 continuation packets.
-MAX_MESSAGE_SIZE: Final = 7609
 MAX_CREDENTIALS_IN_LIST: Final = 64
 #: WebAuthn's longest credential ID: nothing a site sends is filtered out.
 MAX_CREDENTIAL_ID_LENGTH: Final = 1023
